@@ -1,0 +1,40 @@
+// The commands of the command line, as functions of their options: main.cpp
+// parses arguments and calls one of these; tests call them directly.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "clock.hpp"
+#include "error.hpp"
+#include "log.hpp"
+
+namespace retentiond {
+
+enum class Format { text, json, html };
+
+struct GlobalOptions {
+  std::filesystem::path config = "/etc/retentiond/policy.yaml";
+  std::filesystem::path state_dir = "/var/lib/retentiond";
+  LogLevel log_level = LogLevel::info;
+  std::optional<std::filesystem::path> credentials_directory;
+};
+
+// What a command writes to and reads the time from.
+struct Io {
+  std::ostream& out;  // the report: with --format json, exactly one JSON document
+  Logger& log;        // everything else, on stderr
+  const Clock& clock;
+};
+
+struct CheckOptions {
+  Format format = Format::text;
+};
+
+// Each returns the process exit code (sysexits), having said why on `io`.
+int run_check(const GlobalOptions& global, const CheckOptions& options, Io& io);
+
+}  // namespace retentiond

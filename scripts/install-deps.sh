@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package retentiond needs to build, run and test.
+# Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite uses)
+set -euo pipefail
+build=(cmake g++ make pkg-config
+  libboost-dev libsqlite3-dev libyaml-cpp-dev libfmt-dev libhowardhinnant-date-dev
+  libcli11-dev nlohmann-json3-dev libssl-dev libsystemd-dev tzdata sqlite3)
+test=(catch2)
+pkgs=("${build[@]}")
+if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test[@]}"); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
