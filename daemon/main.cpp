@@ -50,6 +50,29 @@ int main(int argc, char** argv) {
   check_cmd->add_option("--format", check.format, "text or json")
       ->transform(CLI::CheckedTransformer(report_formats, CLI::ignore_case));
 
+  auto add_sweep_options = [&](CLI::App* cmd, SweepCommandOptions& o) {
+    cmd->add_option("--rule", o.rules, "only the named rule (repeatable)")->take_last()->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    cmd->add_option("--as-of", o.as_of, "evaluate as if today were DATE (YYYY-MM-DD) in the policy's time zone");
+    cmd->add_option("--format", o.format, "text or json")->transform(CLI::CheckedTransformer(report_formats, CLI::ignore_case));
+  };
+  SweepCommandOptions sweep;
+  auto* sweep_cmd = app.add_subcommand("sweep", "one sweep now, then exit");
+  sweep_cmd->add_flag("--dry-run", sweep.dry_run, "only plan: open stores read-only and change nothing");
+  add_sweep_options(sweep_cmd, sweep);
+
+  SweepCommandOptions plan;
+  plan.dry_run = true;
+  auto* plan_cmd = app.add_subcommand("plan", "what a sweep would do (the same as sweep --dry-run)");
+  add_sweep_options(plan_cmd, plan);
+
+  auto* audit_cmd = app.add_subcommand("audit", "the audit log");
+  audit_cmd->require_subcommand(1, 1);
+  auto* verify_cmd = audit_cmd->add_subcommand("verify", "check the audit log's hash chain end to end");
+  AuditShowOptions show;
+  auto* show_cmd = audit_cmd->add_subcommand("show", "print audit entries (JSON lines)");
+  show_cmd->add_option("--rule", show.rule, "only entries of this rule");
+  show_cmd->add_option("--since", show.since, "only entries on or after DATE (YYYY-MM-DD, UTC)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -67,5 +90,9 @@ int main(int argc, char** argv) {
   SystemClock clock;
   Io io{std::cout, logger, clock};
   if (check_cmd->parsed()) return run_check(global, check, io);
+  if (sweep_cmd->parsed()) return run_sweep_command(global, sweep, io);
+  if (plan_cmd->parsed()) return run_sweep_command(global, plan, io);
+  if (verify_cmd->parsed()) return run_audit_verify(global, io);
+  if (show_cmd->parsed()) return run_audit_show(global, show, io);
   return kUsage;
 }

@@ -2,10 +2,13 @@
 
 #include <ostream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "audit_log.hpp"
 #include "check.hpp"
 #include "policy.hpp"
+#include "sweep.hpp"
 
 namespace retentiond {
 namespace {
@@ -17,6 +20,11 @@ int exit_with(const Error& error, Io& io) {
 
 Result<std::shared_ptr<const Policy>> load(const GlobalOptions& global) {
   return load_policy(global.config, LoadOptions{global.credentials_directory});
+}
+
+int usage_error(Io& io, const std::string& message) {
+  io.log.error("{}", message);
+  return static_cast<int>(ExitCode::usage);
 }
 
 }  // namespace
@@ -49,6 +57,59 @@ int run_check(const GlobalOptions& global, const CheckOptions& options, Io& io) 
     io.out << p.file.string() << ": policy valid: " << p.rules.size() << " rules over " << p.stores.size()
            << " stores, time zone " << p.timezone << "; every table and column found\n";
   }
+  return 0;
+}
+
+int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& options, Io& io) {
+  std::optional<Day> as_of;
+  if (options.as_of) {
+    as_of = parse_date_text(*options.as_of);
+    if (!as_of) return usage_error(io, fmt::format("--as-of '{}' is not a date; accepted: YYYY-MM-DD", *options.as_of));
+  }
+  auto loaded = load(global);
+  if (!loaded) return exit_with(loaded.error(), io);
+  const Policy& policy = **loaded;
+  for (const auto& name : options.rules) {
+    if (!policy.find_rule(name)) {
+      std::vector<std::string> names;
+      for (const auto& r : policy.rules) names.push_back(r.name);
+      return usage_error(io, fmt::format("--rule {}: the policy has no such rule; its rules: {}", name, fmt::join(names, ", ")));
+    }
+  }
+  SweepOptions sweep;
+  sweep.dry_run = options.dry_run;
+  sweep.rules = options.rules;
+  sweep.as_of = as_of ? *as_of : today(policy, io.clock);
+  sweep.state_dir = global.state_dir;
+  auto outcome = run_sweep(policy, sweep, io.clock, io.log);
+  if (!outcome) return exit_with(outcome.error(), io);
+  if (options.format == Format::json) {
+    io.out << outcome->report.to_json().dump(2) << '\n';
+  } else {
+    write_text_report(outcome->report, io.out);
+  }
+  io.out.flush();
+  return static_cast<int>(outcome->code);
+}
+
+int run_audit_verify(const GlobalOptions& global, Io& io) {
+  auto result = verify_audit_log(global.state_dir);
+  if (!result) return exit_with(result.error(), io);
+  if (!result->ok) {
+    io.log.error("audit log broken: {}", result->message);
+    return static_cast<int>(ExitCode::data_error);
+  }
+  io.out << fmt::format("{}: {} entries, hash chain intact\n", audit_log_path(global.state_dir).string(), result->lines);
+  return 0;
+}
+
+int run_audit_show(const GlobalOptions& global, const AuditShowOptions& options, Io& io) {
+  if (options.since && !parse_date_text(*options.since)) {
+    return usage_error(io, fmt::format("--since '{}' is not a date; accepted: YYYY-MM-DD", *options.since));
+  }
+  auto lines = read_audit_log(global.state_dir, AuditFilter{options.rule, options.since});
+  if (!lines) return exit_with(lines.error(), io);
+  for (const auto& line : *lines) io.out << line.dump() << '\n';
   return 0;
 }
 

@@ -34,7 +34,22 @@ struct CheckOptions {
   Format format = Format::text;
 };
 
+struct SweepCommandOptions {
+  bool dry_run = false;
+  std::vector<std::string> rules;
+  std::optional<std::string> as_of;  // YYYY-MM-DD; default today in the policy's zone
+  Format format = Format::text;
+};
+
+struct AuditShowOptions {
+  std::optional<std::string> rule;
+  std::optional<std::string> since;  // YYYY-MM-DD
+};
+
 // Each returns the process exit code (sysexits), having said why on `io`.
 int run_check(const GlobalOptions& global, const CheckOptions& options, Io& io);
+int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& options, Io& io);
+int run_audit_verify(const GlobalOptions& global, Io& io);
+int run_audit_show(const GlobalOptions& global, const AuditShowOptions& options, Io& io);
 
 }  // namespace retentiond

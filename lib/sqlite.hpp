@@ -81,6 +81,7 @@ class Statement {
   Statement& bind(int index, const Value& value);  // 1-based
   Statement& bind(int index, std::int64_t value) { return bind(index, Value{value}); }
   Statement& bind(int index, std::string_view value) { return bind(index, Value{std::string(value)}); }
+  Statement& bind(int index, const std::string& value) { return bind(index, Value{value}); }
   bool step();  // true while a row is available
   void reset();
   int column_count() const;

@@ -2,10 +2,10 @@
 # Installs every Debian 12 package retentiond needs to build, run and test.
 # Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite uses)
 set -euo pipefail
-build=(cmake g++ make pkg-config
+build=(cmake g++ make ninja-build pkg-config catch2
   libboost-dev libsqlite3-dev libyaml-cpp-dev libfmt-dev libhowardhinnant-date-dev
   libcli11-dev nlohmann-json3-dev libssl-dev libsystemd-dev tzdata sqlite3)
-test=(catch2)
+test=(systemd-container)
 pkgs=("${build[@]}")
 if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test[@]}"); fi
 missing=()

@@ -1,0 +1,519 @@
+#include "sqlite_store.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "digest.hpp"
+
+#include <sqlite3.h>
+
+namespace retentiond {
+namespace {
+
+using sqlite::quote;
+using sqlite::Statement;
+using sqlite::Value;
+
+constexpr std::string_view kOutbox = "_retentiond_outbox";
+constexpr std::string_view kHoldSchema = "retentiond_hold";
+
+// Percent-encodes a path for a file: URI (ATTACH ... ?mode=ro).
+std::string file_uri(const std::filesystem::path& path, std::string_view query) {
+  std::string out = "file:";
+  for (unsigned char c : path.string()) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out + "?" + std::string(query);
+}
+
+Value to_value(const Scalar& s) {
+  return std::visit([](const auto& v) -> Value { return v; }, s);
+}
+
+// A key as text for the batch digest: the digest proves which rows a batch
+// touched to someone who holds the keys, without the log holding any.
+std::string key_text(const Value& v) {
+  return std::visit(
+      [](const auto& x) -> std::string {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::monostate>) return "";
+        else if constexpr (std::is_same_v<T, std::int64_t>) return std::to_string(x);
+        else if constexpr (std::is_same_v<T, double>) return fmt::format("{}", x);
+        else if constexpr (std::is_same_v<T, std::string>) return x;
+        else return "x'" + sha256_hex(x.bytes) + "'";
+      },
+      v);
+}
+
+// Text bounds for the anchor index: every readable anchor whose local day is
+// in the window sorts inside them (datetime text may carry an offset and is
+// read in a zone, hence the margin of days); the exact test is the day
+// function, applied to the few rows the margin lets through.
+struct IndexRange {
+  std::optional<Value> low;   // anchor >= low
+  std::optional<Value> high;  // anchor < high
+};
+
+IndexRange index_range(AnchorFormat format, const DayWindow& w, const date::time_zone& zone) {
+  using date::days;
+  IndexRange r;
+  switch (format) {
+    case AnchorFormat::date:
+      if (w.after) r.low = format_day(*w.after + days{1});
+      r.high = format_day(w.through + days{1});
+      break;
+    case AnchorFormat::datetime:
+      if (w.after) r.low = format_day(*w.after - days{2});
+      r.high = format_day(w.through + days{3});
+      break;
+    case AnchorFormat::unixepoch:
+      if (w.after) r.low = static_cast<std::int64_t>(start_of_local_day(*w.after + days{1}, zone).time_since_epoch().count());
+      r.high = static_cast<std::int64_t>(start_of_local_day(w.through + days{1}, zone).time_since_epoch().count());
+      break;
+  }
+  return r;
+}
+
+// `where: { column: value | [values] }` as SQL on the alias t.
+void add_where_conditions(const Rule& rule, std::vector<std::string>& conds, std::vector<Value>& binds) {
+  for (const auto& c : rule.where) {
+    std::vector<std::string> alternatives;
+    std::vector<std::string> marks;
+    for (const auto& v : c.values) {
+      if (std::holds_alternative<std::monostate>(v)) {
+        alternatives.push_back(fmt::format("t.{} IS NULL", quote(c.column)));
+      } else {
+        marks.push_back("?");
+        binds.push_back(to_value(v));
+      }
+    }
+    if (!marks.empty()) {
+      alternatives.insert(alternatives.begin(), fmt::format("t.{} IN ({})", quote(c.column), fmt::join(marks, ", ")));
+    }
+    conds.push_back(alternatives.size() == 1 ? alternatives[0] : fmt::format("({})", fmt::join(alternatives, " OR ")));
+  }
+}
+
+}  // namespace
+
+std::string utc_timestamp(std::chrono::system_clock::time_point t) {
+  return date::format("%FT%TZ", date::floor<std::chrono::milliseconds>(t));
+}
+
+struct SqliteStore::Row {
+  Value ident;
+  std::vector<Value> values;  // the requested columns, in order
+};
+
+struct SqliteStore::Selection {
+  std::string from;   // "main"."t" AS t
+  std::string where;  // conditions on t
+  std::vector<Value> binds;
+  std::string anchor;  // quoted anchor column
+  std::string ident;   // rowid or the quoted key of a WITHOUT ROWID table
+};
+
+SqliteStore::SqliteStore(const StoreSpec& spec, const Options& options, const SqlFunctionContext& functions)
+    : spec_(spec), options_(options), functions_(&functions) {
+  using sqlite::OpenMode;
+  OpenMode mode = options.dry_run ? OpenMode::read_only : options.create ? OpenMode::create : OpenMode::read_write;
+  db_ = std::make_unique<sqlite::Database>(spec.path, mode, options.busy_timeout);
+  register_sql_functions(*db_, functions);
+  if (!options.dry_run) {
+    // A committed batch must survive a power cut before the audit log says
+    // so, and an archive copy before its rows leave the live store.
+    db_->exec("PRAGMA synchronous = FULL");
+  }
+}
+
+// Rows are identified by rowid; a WITHOUT ROWID table has none, and its
+// rows are identified by the rule's key instead.
+std::string SqliteStore::ident_of(const Rule& rule) {
+  Statement s(*db_, "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1");
+  s.bind(1, rule.table);
+  bool without_rowid = s.step() && s.column_int(0) != 0;
+  return without_rowid ? "t." + quote(rule.key) : "t.rowid";
+}
+
+void SqliteStore::attach_hold_source(const SqliteStore* hold_source) {
+  if (!hold_source || attached_hold_source_) return;
+  std::string uri = file_uri(hold_source->spec().path, "mode=ro");
+  Statement s(*db_, fmt::format("ATTACH DATABASE ?1 AS {}", kHoldSchema));
+  s.bind(1, uri);
+  s.step();
+  attached_hold_source_ = uri;
+}
+
+SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w, Place place,
+                                           const SqliteStore* hold_source, bool want_held, bool only_pending,
+                                           Action action) const {
+  Selection sel;
+  sel.from = fmt::format("main.{} AS t", quote(rule.table));
+  sel.anchor = "t." + quote(rule.anchor);
+  std::vector<std::string> conds;
+  IndexRange range = index_range(rule.anchor_format, w, *functions_->zone);
+  if (range.low) {
+    conds.push_back(sel.anchor + " >= ?");
+    sel.binds.push_back(*range.low);
+  }
+  conds.push_back(sel.anchor + " < ?");
+  sel.binds.push_back(*range.high);
+  std::string day = fmt::format("{}({})", day_function(rule.anchor_format), sel.anchor);
+  conds.push_back(day + " <= ?");
+  sel.binds.push_back(static_cast<std::int64_t>(w.through.time_since_epoch().count()));
+  if (w.after) {
+    conds.push_back(day + " > ?");
+    sel.binds.push_back(static_cast<std::int64_t>(w.after->time_since_epoch().count()));
+  }
+  add_where_conditions(rule, conds, sel.binds);
+  if (rule.hold) {
+    std::string held;
+    if (auto* col = std::get_if<HoldByColumn>(&*rule.hold)) {
+      held = fmt::format("retentiond_truthy(t.{})", quote(col->column));
+    } else {
+      const auto& t = std::get<HoldByTable>(*rule.hold);
+      // Rows in an archive are held by the list kept in the live store.
+      std::string schema = place == Place::archive && hold_source ? std::string(kHoldSchema) : "main";
+      held = fmt::format("EXISTS (SELECT 1 FROM {}.{} AS h WHERE h.{} = t.{})", schema, quote(t.table), quote(t.key),
+                         quote(rule.key));
+    }
+    conds.push_back(want_held ? held : "NOT " + held);
+  } else if (want_held) {
+    conds.push_back("0");
+  }
+  if (only_pending && action == Action::anonymize && rule.anonymize) {
+    const Anonymization& a = *rule.anonymize;
+    if (a.mark) {
+      conds.push_back(fmt::format("t.{} IS NULL", quote(*a.mark)));
+    } else {
+      // Without a mark, a row is done when every column already holds what
+      // anonymisation would write (every method but hmac is idempotent).
+      std::vector<std::string> done;
+      for (const auto& c : a.columns) {
+        std::string col = "t." + quote(c.column);
+        using K = AnonymizeMethod::Kind;
+        switch (c.method.kind) {
+          case K::null: done.push_back(col + " IS NULL"); break;
+          case K::value:
+            done.push_back(col + " IS ?");
+            sel.binds.push_back(to_value(c.method.value));
+            break;
+          case K::year: done.push_back(fmt::format("{0} IS retentiond_year({0})", col)); break;
+          case K::month: done.push_back(fmt::format("{0} IS retentiond_month({0})", col)); break;
+          case K::truncate: done.push_back(fmt::format("({0} IS NULL OR length({0}) <= {1})", col, c.method.truncate)); break;
+          case K::hmac: done.push_back("0"); break;  // refused without a mark at load time
+        }
+      }
+      conds.push_back(fmt::format("NOT ({})", fmt::join(done, " AND ")));
+    }
+  }
+  sel.where = fmt::format("{}", fmt::join(conds, " AND "));
+  return sel;
+}
+
+Counts SqliteStore::count(const Rule& rule, const DayWindow& window, Action action, Place place,
+                          const SqliteStore* hold_source) {
+  Counts counts;
+  if (!db_->table_exists(rule.table)) return counts;  // an archive table not created yet
+  if (place == Place::archive) attach_hold_source(hold_source);
+  auto run = [&](const Selection& sel) {
+    Statement s(*db_, fmt::format("SELECT count(*) FROM {} WHERE {}", sel.from, sel.where));
+    for (std::size_t i = 0; i < sel.binds.size(); ++i) s.bind(static_cast<int>(i + 1), sel.binds[i]);
+    s.step();
+    return s.column_int(0);
+  };
+  counts.matched = run(select(rule, window, place, hold_source, false, true, action));
+  counts.held = run(select(rule, window, place, hold_source, true, false, action));
+  return counts;
+}
+
+std::int64_t SqliteStore::count_undated(const Rule& rule) {
+  if (!db_->table_exists(rule.table)) return 0;
+  // Undated rows sort anywhere (NULL, '', 'garbage', '2015-02-30'): this
+  // reads the whole table, once per rule and store in a sweep.
+  std::vector<std::string> conds{fmt::format("{}(t.{}) IS NULL", day_function(rule.anchor_format), quote(rule.anchor))};
+  std::vector<Value> binds;
+  add_where_conditions(rule, conds, binds);
+  Statement q(*db_, fmt::format("SELECT count(*) FROM main.{} AS t WHERE {}", quote(rule.table), fmt::join(conds, " AND ")));
+  for (std::size_t i = 0; i < binds.size(); ++i) q.bind(static_cast<int>(i + 1), binds[i]);
+  q.step();
+  return q.column_int(0);
+}
+
+std::vector<SqliteStore::Row> SqliteStore::fetch_batch(const Selection& sel, const std::vector<std::string>& columns,
+                                                       Cursor& cursor, int limit) {
+  std::string where = sel.where;
+  std::vector<Value> binds = sel.binds;
+  if (cursor.anchor) {
+    // Row values compare in index order: the scan resumes where the last
+    // batch ended instead of re-reading rows it skipped.
+    where += fmt::format(" AND ({}, {}) > (?, ?)", sel.anchor, sel.ident);
+    binds.push_back(*cursor.anchor);
+    binds.push_back(cursor.ident);
+  }
+  std::vector<std::string> cols{sel.ident, sel.anchor};
+  cols.insert(cols.end(), columns.begin(), columns.end());
+  Statement s(*db_, fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {}, {} LIMIT {}", fmt::join(cols, ", "), sel.from,
+                                where, sel.anchor, sel.ident, limit));
+  for (std::size_t i = 0; i < binds.size(); ++i) s.bind(static_cast<int>(i + 1), binds[i]);
+  std::vector<Row> rows;
+  while (s.step()) {
+    Row row{s.column(0), {}};
+    for (std::size_t i = 0; i < columns.size(); ++i) row.values.push_back(s.column(static_cast<int>(i + 2)));
+    cursor.anchor = s.column(1);
+    cursor.ident = row.ident;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+void SqliteStore::write_outbox(const AuditEntry& entry) {
+  db_->exec(fmt::format("CREATE TABLE IF NOT EXISTS main.{} (id INTEGER PRIMARY KEY, entry TEXT NOT NULL)", quote(kOutbox)));
+  Statement s(*db_, fmt::format("INSERT INTO main.{} (entry) VALUES (?1)", quote(kOutbox)));
+  s.bind(1, entry.to_json().dump());
+  s.step();
+  last_outbox_id_ = sqlite3_last_insert_rowid(db_->handle());
+}
+
+void SqliteStore::delete_settled_outbox_rows() {
+  if (settled_outbox_ids_.empty()) return;
+  Statement s(*db_, fmt::format("DELETE FROM main.{} WHERE id = ?1", quote(kOutbox)));
+  for (auto id : settled_outbox_ids_) {
+    s.bind(1, id);
+    s.step();
+    s.reset();
+  }
+  settled_outbox_ids_.clear();
+}
+
+void SqliteStore::forget_outbox_rows() {
+  if (settled_outbox_ids_.empty()) return;
+  sqlite::Transaction tx(*db_);
+  delete_settled_outbox_rows();
+  tx.commit();
+}
+
+Result<int> SqliteStore::settle_outbox(AuditLog& audit) {
+  if (!db_->table_exists(std::string(kOutbox))) return 0;
+  std::vector<std::pair<std::int64_t, AuditEntry>> pending;
+  {
+    Statement s(*db_, fmt::format("SELECT id, entry FROM main.{} ORDER BY id", quote(kOutbox)));
+    while (s.step()) {
+      std::optional<AuditEntry> entry;
+      try {
+        entry = AuditEntry::from_json(nlohmann::json::parse(s.column_text(1)));
+      } catch (const nlohmann::json::exception&) {
+      }
+      if (!entry) {
+        return fail(ExitCode::data_error, fmt::format("store '{}' ({}): outbox row {} is damaged; it must be logged by hand",
+                                                      spec_.name, spec_.path.string(), s.column_int(0)));
+      }
+      pending.emplace_back(s.column_int(0), std::move(*entry));
+    }
+  }
+  int appended = 0;
+  for (auto& [id, entry] : pending) {
+    auto logged = audit.contains(entry);
+    if (!logged) return std::unexpected(logged.error());
+    if (!*logged) {
+      auto seq = audit.append(entry);
+      if (!seq) return std::unexpected(seq.error());
+      ++appended;
+    }
+    settled_outbox_ids_.push_back(id);
+  }
+  forget_outbox_rows();
+  return appended;
+}
+
+BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window, Place place, int limit,
+                                      Cursor& cursor, AuditEntry entry, const SqliteStore* hold_source) {
+  BatchResult result;
+  if (!db_->table_exists(rule.table)) return result;
+  if (place == Place::archive) attach_hold_source(hold_source);
+  Selection sel = select(rule, window, place, hold_source, false, true, Action::erase);
+  sel.ident = ident_of(rule);
+  sqlite::Transaction tx(*db_);
+  delete_settled_outbox_rows();
+  auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
+  std::string ident_col = sel.ident.substr(2);  // without "t."
+  Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table), ident_col));
+  Sha256 digest;
+  for (const auto& row : rows) {
+    del.bind(1, row.ident);
+    del.step();
+    del.reset();
+    if (db_->changes() > 0) {
+      ++result.affected;
+      digest.update(key_text(row.values[0]) + "\n");
+    }
+  }
+  result.more = static_cast<int>(rows.size()) == limit;
+  if (result.affected > 0) {
+    entry.affected = result.affected;
+    entry.keys_sha256 = digest.hex();
+    write_outbox(entry);
+    result.entry = std::move(entry);
+  }
+  tx.commit();
+  return result;
+}
+
+namespace {
+
+// The SQL that anonymises one column, and the values it binds.
+std::string anonymize_expression(const ColumnAnonymization& c, std::vector<Value>& binds) {
+  std::string col = quote(c.column);
+  using K = AnonymizeMethod::Kind;
+  switch (c.method.kind) {
+    case K::null: return "NULL";
+    case K::value: binds.push_back(to_value(c.method.value)); return "?";
+    case K::hmac: return fmt::format("retentiond_hmac({})", col);
+    case K::year: return fmt::format("retentiond_year({})", col);
+    case K::month: return fmt::format("retentiond_month({})", col);
+    case K::truncate: return fmt::format("substr({}, 1, {})", col, c.method.truncate);
+  }
+  return "NULL";
+}
+
+}  // namespace
+
+BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& window, int limit, Cursor& cursor,
+                                         AuditEntry entry) {
+  BatchResult result;
+  const Anonymization& a = *rule.anonymize;
+  Selection sel = select(rule, window, Place::live, nullptr, false, true, Action::anonymize);
+  sel.ident = ident_of(rule);
+  std::vector<std::string> sets;
+  std::vector<Value> set_binds;
+  for (const auto& c : a.columns) sets.push_back(fmt::format("{} = {}", quote(c.column), anonymize_expression(c, set_binds)));
+  if (a.mark) {
+    sets.push_back(fmt::format("{} = ?", quote(*a.mark)));
+    set_binds.push_back(entry.time);
+  }
+  sqlite::Transaction tx(*db_);
+  delete_settled_outbox_rows();
+  auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
+  Statement update(*db_, fmt::format("UPDATE main.{} SET {} WHERE {} = ?", quote(rule.table), fmt::join(sets, ", "),
+                                     sel.ident.substr(2)));
+  Sha256 digest;
+  for (const auto& row : rows) {
+    int i = 1;
+    for (const auto& v : set_binds) update.bind(i++, v);
+    update.bind(i, row.ident);
+    update.step();
+    update.reset();
+    if (db_->changes() > 0) {
+      ++result.affected;
+      digest.update(key_text(row.values[0]) + "\n");
+    }
+  }
+  result.more = static_cast<int>(rows.size()) == limit;
+  if (result.affected > 0) {
+    entry.affected = result.affected;
+    entry.keys_sha256 = digest.hex();
+    write_outbox(entry);
+    result.entry = std::move(entry);
+  }
+  tx.commit();
+  return result;
+}
+
+BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window, SqliteStore& archive, int limit,
+                                       Cursor& cursor, AuditEntry entry) {
+  BatchResult result;
+  auto columns = db_->columns(rule.table);
+  std::vector<std::string> names, selected;
+  for (const auto& [name, type] : columns) {
+    names.push_back(quote(name));
+    selected.push_back("t." + quote(name));
+  }
+  auto key_pos = static_cast<std::size_t>(
+      std::find_if(columns.begin(), columns.end(), [&](const auto& c) { return c.first == rule.key; }) - columns.begin());
+  if (key_pos == columns.size()) throw sqlite::SqliteError(1, fmt::format("table {} has no column {}", rule.table, rule.key));
+  Selection sel = select(rule, window, Place::live, nullptr, false, true, Action::archive);
+  sel.ident = ident_of(rule);
+
+  // The live store's write lock is taken first and held until the rows are
+  // gone: nobody changes them between the copy and the delete.
+  sqlite::Transaction live_tx(*db_);
+  delete_settled_outbox_rows();
+  auto rows = fetch_batch(sel, selected, cursor, limit);
+  result.more = static_cast<int>(rows.size()) == limit;
+  if (rows.empty()) {
+    live_tx.commit();
+    return result;
+  }
+
+  std::vector<bool> conflict(rows.size(), false);
+  {
+    sqlite::Database& adb = archive.db();
+    sqlite::Transaction archive_tx(adb);
+    if (!adb.table_exists(rule.table)) {
+      std::vector<std::string> defs;
+      for (const auto& [name, type] : columns) defs.push_back(type.empty() ? quote(name) : quote(name) + " " + type);
+      adb.exec(fmt::format("CREATE TABLE main.{} ({})", quote(rule.table), fmt::join(defs, ", ")));
+      adb.exec(fmt::format("CREATE INDEX main.{} ON {} ({})", quote("retentiond_" + rule.table + "_" + rule.key),
+                           quote(rule.table), quote(rule.key)));
+      if (rule.anchor != rule.key) {
+        adb.exec(fmt::format("CREATE INDEX main.{} ON {} ({})", quote("retentiond_" + rule.table + "_" + rule.anchor),
+                             quote(rule.table), quote(rule.anchor)));
+      }
+    }
+    Statement find(adb, fmt::format("SELECT {} FROM main.{} WHERE {} IS ?1", fmt::join(names, ", "), quote(rule.table),
+                                    quote(rule.key)));
+    std::vector<std::string> marks(names.size(), "?");
+    Statement insert(adb, fmt::format("INSERT INTO main.{} ({}) VALUES ({})", quote(rule.table), fmt::join(names, ", "),
+                                      fmt::join(marks, ", ")));
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      const auto& values = rows[r].values;
+      find.bind(1, values[key_pos]);
+      bool same = false, other = false;
+      while (find.step()) {
+        bool equal = true;
+        for (std::size_t i = 0; i < values.size() && equal; ++i) equal = find.column(static_cast<int>(i)) == values[i];
+        (equal ? same : other) = true;
+      }
+      find.reset();
+      if (same) continue;  // copied by an interrupted sweep: only the delete is left to do
+      if (other) {
+        conflict[r] = true;  // never overwrite what the archive holds
+        ++result.conflicts;
+        continue;
+      }
+      for (std::size_t i = 0; i < values.size(); ++i) insert.bind(static_cast<int>(i + 1), values[i]);
+      insert.step();
+      insert.reset();
+    }
+    archive_tx.commit();  // durable (synchronous = FULL) before any row leaves the live store
+  }
+
+  Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table), sel.ident.substr(2)));
+  Sha256 digest;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (conflict[r]) continue;
+    del.bind(1, rows[r].ident);
+    del.step();
+    del.reset();
+    if (db_->changes() > 0) {
+      ++result.affected;
+      digest.update(key_text(rows[r].values[key_pos]) + "\n");
+    }
+  }
+  if (result.affected > 0) {
+    entry.affected = result.affected;
+    entry.keys_sha256 = digest.hex();
+    write_outbox(entry);
+    result.entry = std::move(entry);
+  }
+  live_tx.commit();
+  return result;
+}
+
+}  // namespace retentiond
