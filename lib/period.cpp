@@ -42,6 +42,8 @@ std::expected<Period, std::string> parse_iso(std::string_view text) {
   std::size_t next_unit = 0;
   while (!rest.empty()) {
     if (rest.front() == 'T') return refuse(text, "hours, minutes and seconds are not accepted");
+    // from_chars reads a '-': "P-5Y" would otherwise be a negative period.
+    if (rest.front() == '-' || rest.front() == '+') return refuse(text, "it must be a positive whole number");
     long n = 0;
     auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), n);
     if (ec == std::errc::result_out_of_range) return refuse(text, "the number is too large");
