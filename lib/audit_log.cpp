@@ -192,7 +192,14 @@ Result<bool> AuditLog::contains(const AuditEntry& entry) const {
 Result<VerifyResult> verify_audit_log(const fs::path& state_dir) {
   fs::path path = audit_log_path(state_dir);
   if (!fs::exists(path)) {
-    return fail(ExitCode::no_input, fmt::format("there is no audit log at {} (no sweep has changed anything yet, or --state-dir is wrong)", path.string()));
+    VerifyResult result;
+    if (fs::exists(state_dir / "audit.head")) {
+      // Entries were written here once: a missing log was removed.
+      result.ok = false;
+      result.message = fmt::format("{}:1: missing: the audit log is gone but {} records that entries were written",
+                                   path.string(), (state_dir / "audit.head").string());
+    }
+    return result;  // no sweep has changed anything yet: an empty chain
   }
   bool torn = false;
   auto lines = read_lines(path, &torn);
@@ -213,12 +220,14 @@ Result<VerifyResult> verify_audit_log(const fs::path& state_dir) {
     } catch (const json::exception&) {
       return bad("not a JSON audit entry (edited or damaged)");
     }
-    if (!line.is_object() || !line.contains("hash") || !line.contains("prev") || !line.contains("seq") ||
-        !AuditEntry::from_json(line)) {
+    if (!line.is_object() || !line.contains("hash") || !line["hash"].is_string() || !line.contains("prev") ||
+        !line["prev"].is_string() || !line.contains("seq") || !AuditEntry::from_json(line)) {
       return bad("fields are missing (edited or damaged)");
     }
-    if (audit_line_hash(line) != line["hash"]) return bad("its content does not match its hash (the line was edited)");
-    if (line["prev"] != prev) {
+    if (audit_line_hash(line) != line["hash"].get<std::string>()) {
+      return bad("its content does not match its hash (the line was edited)");
+    }
+    if (line["prev"].get<std::string>() != prev) {
       return bad("it does not follow the line before it (a line before it was removed or the lines were reordered)");
     }
     if (!line["seq"].is_number_integer() || line["seq"].get<std::int64_t>() != line_no) {

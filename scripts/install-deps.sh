@@ -2,10 +2,10 @@
 # Installs every Debian 12 package retentiond needs to build, run and test.
 # Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite uses)
 set -euo pipefail
-build=(cmake g++ make ninja-build pkg-config catch2
+build=(cmake g++ make ninja-build pkg-config catch2 scdoc gzip
   libboost-dev libsqlite3-dev libyaml-cpp-dev libfmt-dev libhowardhinnant-date-dev
   libcli11-dev nlohmann-json3-dev libssl-dev libsystemd-dev tzdata sqlite3)
-test=(systemd-container)
+test=(systemd-container lintian dpkg-dev man-db clang-16 libclang-rt-16-dev)
 pkgs=("${build[@]}")
 if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test[@]}"); fi
 missing=()
