@@ -129,6 +129,10 @@ SqliteStore::SqliteStore(const StoreSpec& spec, const Options& options, const Sq
     // A committed batch must survive a power cut before the audit log says
     // so, and an archive copy before its rows leave the live store.
     db_->exec("PRAGMA synchronous = FULL");
+    // Deleting a row that other rows still reference fails (and the batch
+    // rolls back) instead of leaving orphans; cascades are refused up front
+    // (side_effects.hpp).
+    db_->exec("PRAGMA foreign_keys = ON");
   }
 }
 

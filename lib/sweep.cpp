@@ -12,6 +12,7 @@
 
 #include "audit_log.hpp"
 #include "files.hpp"
+#include "side_effects.hpp"
 #include "sqlite_store.hpp"
 
 namespace retentiond {
@@ -220,6 +221,9 @@ class Sweeper {
       }
       SqliteStore* hold_source = task.place == Place::archive ? store(rule.store) : nullptr;
       Action action = task.stage->action;
+      if (auto effects = side_effects_of(s->db(), rule, action)) {
+        return Error{ExitCode::unavailable, fmt::format("store '{}' ({}): refused: {}", spec.name, spec.path.string(), *effects)};
+      }
       entry.counts = s->count(rule, task.window, action, task.place, hold_source);
       if (task.count_undated) entry.counts.undated = s->count_undated(rule);
       if (options_.dry_run) return std::nullopt;
