@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "notifier.hpp"
+#include "service.hpp"
 
 using namespace retentiond;
 
@@ -44,6 +46,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   const std::map<std::string, Format> report_formats{{"text", Format::text}, {"json", Format::json}};
+  const std::map<std::string, Format> sweep_formats{
+      {"text", Format::text}, {"json", Format::json}, {"html", Format::html}};
 
   CheckOptions check;
   auto* check_cmd = app.add_subcommand("check", "validate the policy and that every store, table and column exists; changes nothing");
@@ -53,7 +57,8 @@ int main(int argc, char** argv) {
   auto add_sweep_options = [&](CLI::App* cmd, SweepCommandOptions& o) {
     cmd->add_option("--rule", o.rules, "only the named rule (repeatable)")->take_last()->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     cmd->add_option("--as-of", o.as_of, "evaluate as if today were DATE (YYYY-MM-DD) in the policy's time zone");
-    cmd->add_option("--format", o.format, "text or json")->transform(CLI::CheckedTransformer(report_formats, CLI::ignore_case));
+    cmd->add_option("--format", o.format, "text, json, or html (the auditor's report)")
+        ->transform(CLI::CheckedTransformer(sweep_formats, CLI::ignore_case));
   };
   SweepCommandOptions sweep;
   auto* sweep_cmd = app.add_subcommand("sweep", "one sweep now, then exit");
@@ -64,6 +69,17 @@ int main(int argc, char** argv) {
   plan.dry_run = true;
   auto* plan_cmd = app.add_subcommand("plan", "what a sweep would do (the same as sweep --dry-run)");
   add_sweep_options(plan_cmd, plan);
+
+  RunOptions run;
+  auto* run_cmd = app.add_subcommand(
+      "run", "the daemon, in the foreground (systemd Type=notify): sweeps on the policy's "
+             "schedule, on SIGUSR1; SIGHUP reloads the policy");
+  run_cmd->add_flag("--dry-run", run.dry_run,
+                    "shadow mode: only plan, and write each plan's report to the state directory");
+  run_cmd
+      ->add_option("--metrics-file", run.metrics_file,
+                   "Prometheus textfile written after each sweep (wins over metrics_file:)")
+      ->type_name("PATH");
 
   auto* audit_cmd = app.add_subcommand("audit", "the audit log");
   audit_cmd->require_subcommand(1, 1);
@@ -89,6 +105,10 @@ int main(int argc, char** argv) {
   Logger logger(std::cerr, *parse_log_level(log_level), Logger::stderr_is_journal());
   SystemClock clock;
   Io io{std::cout, logger, clock};
+  if (run_cmd->parsed()) {
+    SystemdNotifier notifier;
+    return run_daemon(global, run, io, notifier);
+  }
   if (check_cmd->parsed()) return run_check(global, check, io);
   if (sweep_cmd->parsed()) return run_sweep_command(global, sweep, io);
   if (plan_cmd->parsed()) return run_sweep_command(global, plan, io);

@@ -7,6 +7,7 @@
 
 #include "audit_log.hpp"
 #include "check.hpp"
+#include "html_command.hpp"
 #include "policy.hpp"
 #include "sweep.hpp"
 
@@ -85,6 +86,10 @@ int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& op
   if (!outcome) return exit_with(outcome.error(), io);
   if (options.format == Format::json) {
     io.out << outcome->report.to_json().dump(2) << '\n';
+  } else if (options.format == Format::html) {
+    int html = write_html_for(policy, outcome->report, options.rules, io);
+    io.out.flush();
+    if (outcome->code == ExitCode::ok && html != 0) return html;
   } else {
     write_text_report(outcome->report, io.out);
   }

@@ -1,50 +1,72 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: builds retentiond, creates small
-# SQLite stores in ./demo next to a copy of policies/example.yaml, then
-# checks the policy, plans (a dry run), sweeps, and verifies the audit log.
+# The main job on the reference case: installs what is missing, builds
+# retentiond, generates the MGEN demo data set in ./demo (fictitious members,
+# claims, contracts, web accounts, visits...), then runs the shipped MGEN
+# retention schedule (policies/mgen.yaml) on it: check, plan, sweep, audit
+# verify, and says what happened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build --target retentiond -j"$(nproc)" >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build --target retentiond retentiond-demo-data -j"$(nproc)" >/dev/null
 bin=build/daemon/retentiond
 
-rm -rf demo && mkdir -p demo/state && chmod 700 demo/state
-cp policies/example.yaml demo/policy.yaml
-head -c 32 /dev/urandom > demo/hmac.key && chmod 600 demo/hmac.key
-sqlite3 demo/health.db >/dev/null <<'SQL'
-PRAGMA journal_mode = WAL;
-CREATE TABLE affiliations (id INTEGER PRIMARY KEY, member TEXT, regime TEXT, rights_closed_on TEXT, litigation_pending INTEGER DEFAULT 0);
-CREATE INDEX affiliations_closed ON affiliations (rights_closed_on);
-CREATE TABLE claims (claim_id INTEGER PRIMARY KEY, member TEXT, amount_cents INTEGER, paid_on TEXT);
-CREATE INDEX claims_paid ON claims (paid_on);
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
-INSERT INTO affiliations (member, regime, rights_closed_on, litigation_pending)
-  SELECT printf('M%05d', i), CASE WHEN i % 5 = 0 THEN 'RC' ELSE 'AMO' END,
-         CASE WHEN i % 23 = 0 THEN NULL ELSE date('now', printf('-%d days', i * 19)) END,
-         CASE WHEN i % 17 = 0 THEN 1 ELSE 0 END FROM n;
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600)
-INSERT INTO claims (member, amount_cents, paid_on)
-  SELECT printf('M%05d', i % 200), i * 137 % 20000, date('now', printf('-%d days', i * 9)) FROM n;
-SQL
-sqlite3 demo/web.db <<'SQL'
-CREATE TABLE accounts (id INTEGER PRIMARY KEY, member_number TEXT, contract_ended_on TEXT, coded_at TEXT);
-CREATE INDEX accounts_ended ON accounts (contract_ended_on);
-CREATE TABLE visits (id INTEGER PRIMARY KEY, visitor_id TEXT, ip TEXT, user_agent TEXT, page TEXT, visited_at TEXT);
-CREATE INDEX visits_at ON visits (visited_at);
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
-INSERT INTO accounts (member_number, contract_ended_on)
-  SELECT printf('1%012d', i * 7919), CASE WHEN i % 3 = 0 THEN NULL ELSE date('now', printf('-%d days', i * 5)) END FROM n;
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
-INSERT INTO visits (visitor_id, ip, user_agent, page, visited_at)
-  SELECT printf('v%06d', i % 97), printf('192.0.2.%d', i % 250), 'Mozilla/5.0', '/page/' || (i % 12),
-         datetime('now', printf('-%d hours', i * 23)) FROM n;
-SQL
+say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+note() { fold -s -w 100 <<<"$*"; }
+run() { echo "\$ retentiond $*"; "$bin" -c demo/policy.yaml --state-dir demo/state "$@"; }
+rows() { sqlite3 "demo/$1" "SELECT count(*) FROM $2" 2>/dev/null || echo 0; }
 
-run() { echo; echo "\$ retentiond $*"; "$bin" -c demo/policy.yaml --state-dir demo/state "$@"; }
+say "1. Demo data"
+note "The MGEN privacy policy promises how long each kind of personal data is kept (art. 8-10): \
+affiliations 5 years after the rights close, health claims 3 years live + 10 in an archive, \
+web visits 13 months... policies/mgen.yaml writes that schedule as 8 rules; policies/README.md \
+explains each. Here are fictitious stores to run it on, dated around today:"
+rm -rf demo && mkdir -p demo/state && chmod 700 demo/state
+build/tools/retentiond-demo-data --out demo --seed 1 --policy
+
+say "2. check: is the policy valid, and does every table and column it names exist?"
 run check
+
+say "3. plan: what would a sweep do today? (a dry run: opens the stores read-only, changes nothing)"
 run plan
+note "One line per rule and stage. MATCHED: records past their period, which a sweep acts on. \
+HELD: past their period, but held (an affiliation under litigation): never touched. UNDATED: \
+no readable anchor date (rights still open, a contract still running, or a bad value): never \
+touched. CUTOFF: the latest anchor date already past the period today."
+if "$bin" -c demo/policy.yaml --state-dir demo/state plan --format html >demo/report.html 2>/dev/null; then
+  note "The same plan as the auditor's page, with a 12-month forecast: demo/report.html (open it in a browser; it prints well)."
+else
+  rm -f demo/report.html
+fi
+
+claims_before=$(rows amo.db claims)
+visits_identified_before=$(sqlite3 demo/web.db "SELECT count(*) FROM visits WHERE visitor_id IS NOT NULL")
+say "4. sweep: act on it (delete, archive, anonymise), batch by batch, each batch in the audit log"
 run sweep
+
+say "5. audit verify: is the audit log's hash chain intact?"
 run audit verify
+
+say "What happened"
+claims_live=$(rows amo.db claims)
+claims_archived=$(rows amo-archive.db claims)
+note "- Health claims: $claims_before in the live store before; now $claims_live live and \
+$claims_archived in the separate archive demo/amo-archive.db (created by the sweep); the \
+$((claims_before - claims_live - claims_archived)) claims paid over 13 years ago were destroyed, not archived."
+note "- Visits tied to an identifier: $visits_identified_before before, \
+$(sqlite3 demo/web.db "SELECT count(*) FROM visits WHERE visitor_id IS NOT NULL") now; the \
+$(sqlite3 demo/web.db "SELECT count(*) FROM visits WHERE anonymized_at IS NOT NULL") older \
+visits are kept for statistics without visitor id or IP. For example:"
+sqlite3 -header -column -nullvalue NULL demo/web.db \
+  "SELECT id, visitor_id, ip, page, visited_at, anonymized_at FROM visits WHERE anonymized_at IS NOT NULL LIMIT 2"
+note "- Personal-space accounts closed over 6 months ago keep only a coded member number (HMAC under demo/hmac.key):"
+sqlite3 -header -column -nullvalue NULL demo/web.db \
+  "SELECT id, substr(member_number, 1, 16) || '...' AS member_number, email, coded_at FROM accounts WHERE coded_at IS NOT NULL LIMIT 2"
+note "- Held and undated records were left alone. Sweeping again changes nothing:"
+run sweep | tail -1
+note "- The audit log demo/state/audit.jsonl has one hash-chained line per batch (keys digested, \
+never the records). Its first line:"
+head -n 1 demo/state/audit.jsonl
 echo
-echo "The stores and the audit log are in ./demo; 'retentiond -c demo/policy.yaml --state-dir demo/state audit show' lists what was done."
+note "Try: retentiond -c demo/policy.yaml --state-dir demo/state plan --as-of $(date -d '+1 year' +%F) \
+(what falls due within a year), or 'audit show --rule audience-visits'. The binary is $bin."

@@ -36,7 +36,7 @@ After=basic.target
 [Service]
 Type=oneshot
 ExecStart=/bin/bash /run/drv/driver.sh
-ExecStartPost=/bin/systemctl poweroff --no-block
+ExecStopPost=/bin/systemctl poweroff --no-block
 StandardOutput=append:/run/out/driver.log
 StandardError=append:/run/out/driver.log
 UNIT
