@@ -89,8 +89,8 @@ Result<CheckReport> check_stores(const Policy& policy) {
       }
       if (!anchor_indexed(db, rule.table, rule.anchor)) {
         report.warnings.push_back({spec.name, rule.table,
-                                   fmt::format("anchor column '{}' of table '{}' has no index: every sweep of rule '{}' will scan the whole table (CREATE INDEX ON {}({}))",
-                                               rule.anchor, rule.table, rule.name, rule.table, rule.anchor)});
+                                   fmt::format("anchor column '{}' of table '{}' has no index: every sweep of rule '{}' will scan the whole table (CREATE INDEX {}_{} ON {}({}))",
+                                               rule.anchor, rule.table, rule.name, rule.table, rule.anchor, rule.table, rule.anchor)});
       }
       if (const Stage* archive = rule.archive_stage()) {
         const StoreSpec& dest = *policy.find_store(archive->to);

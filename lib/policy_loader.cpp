@@ -194,7 +194,8 @@ AnonymizeMethod method(const YAML::Node& node, const std::string& column) {
   }
   if (node.IsMap() && node.size() == 1) {
     std::string name = node.begin()->first.as<std::string>();
-    const YAML::Node& arg = node.begin()->second;
+    // A copy: the iterator's proxy, and so any reference into it, dies with the statement.
+    const YAML::Node arg = node.begin()->second;
     if (name == "value") {
       m.kind = K::value;
       m.value = scalar(arg, "value");
@@ -218,6 +219,7 @@ Anonymization anonymization(const YAML::Node& node) {
   Anonymization a;
   std::set<std::string> seen;
   YAML::Node mark_key;
+  std::optional<YAML::Node> first_hmac;  // where to point when the mark is missing
   for (auto it = node.begin(); it != node.end(); ++it) {
     std::string column = identifier(it->first, "column");
     if (!seen.insert(column).second) error_at(it->first, fmt::format("column '{}' appears twice in anonymize", column));
@@ -227,13 +229,11 @@ Anonymization anonymization(const YAML::Node& node) {
       continue;
     }
     a.columns.push_back({column, method(it->second, column)});
+    if (a.columns.back().method.kind == AnonymizeMethod::Kind::hmac && !first_hmac) first_hmac.emplace(it->second);
   }
   if (a.columns.empty()) error_at(node, "anonymize names no column to anonymise");
-  bool hmac = std::any_of(a.columns.begin(), a.columns.end(), [](const auto& c) {
-    return c.method.kind == AnonymizeMethod::Kind::hmac;
-  });
-  if (hmac && !a.mark) {
-    error_at(node, "the hmac method needs 'mark: COLUMN' in the same anonymize block (hmac is not "
+  if (first_hmac && !a.mark) {
+    error_at(*first_hmac, "the hmac method needs 'mark: COLUMN' in the same anonymize block (hmac is not "
                    "idempotent: without a mark a second sweep would code the code)");
   }
   if (a.mark) {
@@ -252,11 +252,14 @@ std::vector<WhereCondition> where(const YAML::Node& node) {
     WhereCondition c;
     c.column = identifier(it->first, "where column");
     if (!seen.insert(c.column).second) error_at(it->first, fmt::format("column '{}' appears twice in where", c.column));
-    if (it->second.IsSequence()) {
-      if (it->second.size() == 0) error_at(it->second, "an empty list in where would select nothing");
-      for (const auto& v : it->second) c.values.push_back(scalar(v, "where value"));
+    // A copy: ranging over it->second directly would use the iterator's
+    // proxy after its lifetime ended (caught by AddressSanitizer).
+    const YAML::Node value = it->second;
+    if (value.IsSequence()) {
+      if (value.size() == 0) error_at(value, "an empty list in where would select nothing");
+      for (const auto& v : value) c.values.push_back(scalar(v, "where value"));
     } else {
-      c.values.push_back(scalar(it->second, "where value"));
+      c.values.push_back(scalar(value, "where value"));
     }
     out.push_back(std::move(c));
   }
@@ -322,7 +325,11 @@ class Loader {
     if (auto m = root["metrics_file"]) p.metrics_file = resolve(base_dir(), text(m, "metrics_file"));
 
     YAML::Node stores = require(root, "stores", "the policy");
-    if (!stores.IsMap() || stores.size() == 0) error_at(stores, "stores must be a mapping of name: { kind: ..., ... }");
+    // An empty policy (no stores, no rules) is valid and acts on nothing: the
+    // packaged example is one, until the administrator edits it.
+    if (!stores.IsMap() && !(stores.IsSequence() && stores.size() == 0)) {
+      error_at(stores, "stores must be a mapping of name: { kind: ..., ... }");
+    }
     for (auto it = stores.begin(); it != stores.end(); ++it) {
       std::string name = text(it->first, "store name");
       if (p.find_store(name)) error_at(it->first, fmt::format("store '{}' is defined twice", name));
@@ -330,7 +337,7 @@ class Loader {
     }
 
     YAML::Node rules = require(root, "rules", "the policy");
-    if (!rules.IsSequence() || rules.size() == 0) error_at(rules, "rules must be a list of rules");
+    if (!rules.IsSequence()) error_at(rules, "rules must be a list of rules");
     for (const auto& r : rules) {
       Rule rule = load_rule(r, p);
       if (p.find_rule(rule.name)) error_at(r["name"], fmt::format("rule name '{}' is used twice; names must be unique", rule.name));
@@ -432,7 +439,7 @@ class Loader {
 
     bool short_form = node["keep_for"] || node["action"] || node["to"];
     if (node["stages"] && short_form) {
-      error_at(node["stages"], fmt::format("{} has both 'stages' and keep_for/action/to; accepted: one or the other", what));
+      error_at(key_node(node, "stages"), fmt::format("{} has both 'stages' and keep_for/action/to; accepted: one or the other", what));
     }
     if (node["stages"]) {
       YAML::Node stages = node["stages"];

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <memory>
+
 #include <fmt/format.h>
 
 namespace retentiond::sqlite {
@@ -43,7 +45,13 @@ Database::Database(const std::filesystem::path& path, OpenMode mode, std::chrono
   sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout.count()));
   // Opening is lazy: read the schema now so that a file that is not a
   // database fails here, with its name, and not in the middle of a sweep.
-  exec("SELECT count(*) FROM sqlite_schema");
+  try {
+    exec("SELECT count(*) FROM sqlite_schema");
+  } catch (const SqliteError&) {
+    sqlite3_close_v2(db_);  // the destructor does not run for a throwing constructor
+    db_ = nullptr;
+    throw;
+  }
 }
 
 Database::~Database() {
@@ -51,15 +59,26 @@ Database::~Database() {
 }
 
 void Database::exec(std::string_view sql) {
-  Statement stmt(*this, sql);
-  while (stmt.step()) {
+  // Runs every statement of `sql`, in order.
+  while (!sql.empty()) {
+    const char* tail = nullptr;
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &raw, &tail);
+    if (rc != SQLITE_OK) throw_error(db_, rc, fmt::format("cannot prepare \"{}\"", sql));
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
+    sql.remove_prefix(static_cast<std::size_t>(tail - sql.data()));
+    if (!stmt) continue;  // only white space or a comment was left
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    }
+    if (rc != SQLITE_DONE) throw_error(db_, rc, fmt::format("\"{}\" failed", sqlite3_sql(stmt.get())));
   }
 }
 
 std::int64_t Database::changes() const { return sqlite3_changes64(db_); }
 
 bool Database::table_exists(std::string_view table) {
-  Statement stmt(*this, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1");
+  // SQLite's own names are not case-sensitive: "Claims" is the table claims.
+  Statement stmt(*this, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE");
   stmt.bind(1, table);
   return stmt.step();
 }

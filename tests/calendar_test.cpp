@@ -87,10 +87,10 @@ TEST_CASE("the contract's own examples", "[calendar]") {
 }
 
 TEST_CASE("cutoff_for agrees with brute force on every day of four years", "[calendar]") {
-  const std::vector<std::string> periods{
-      "1 day",    "2 days",    "7 days",   "30 days",  "31 days",  "1 week",  "1 month",
-      "6 months", "13 months", "1 year",   "3 years",  "5 years",  "10 years", "13 years",
-      "15 years", "P3Y6M",     "P1Y1M1D"};
+  const std::vector<std::string> periods{"1 day",   "2 days",  "7 days",   "30 days",   "31 days",
+                                         "1 week",  "1 month", "6 months", "13 months", "1 year",
+                                         "3 years", "5 years", "10 years", "13 years",  "15 years",
+                                         "P3Y6M",   "P1Y1M1D"};
   const Day first = day(2023, 1, 1);
   const Day last = day(2026, 12, 31);
   constexpr int kWindow = 45;  // days checked on either side of each cutoff
@@ -192,7 +192,8 @@ TEST_CASE("start_of_local_day is the first instant whose local day is that day",
     for (Day d = day(2023, 1, 1); d <= day(2026, 12, 31) && failures.size() < 5;
          d += date::days{1}) {
       sys_seconds start = start_of_local_day(d, z);
-      if (local_day(start, z) != d || local_day(start - std::chrono::seconds{1}, z) != d - date::days{1}) {
+      if (local_day(start, z) != d ||
+          local_day(start - std::chrono::seconds{1}, z) != d - date::days{1}) {
         failures.push_back(format_day(d) + " starts at " + date::format("%F %T UTC", start));
       }
     }

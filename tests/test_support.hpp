@@ -21,7 +21,8 @@ namespace retentiond::test {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "retentiond-test-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "retentiond-test-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) {
       throw std::system_error(errno, std::generic_category(), "mkdtemp " + pattern);
     }
