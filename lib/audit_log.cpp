@@ -165,28 +165,35 @@ Result<std::int64_t> AuditLog::append(const AuditEntry& entry) {
     }
     written += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd_) != 0) {
-    return fail(ExitCode::cant_create, fmt::format("cannot sync the audit log {}: {}", path_.string(), errno_text()));
-  }
   last_seq_ = seq;
   last_hash_ = hash;
-  // The head lets verify notice removed last lines. It may lag one entry
-  // behind after a crash, which verify accepts; it is never ahead.
-  auto head = write_file_atomically(head_path_, json{{"seq", seq}, {"hash", hash}}.dump() + "\n", 0600);
-  if (!head) return std::unexpected(head.error());
   return seq;
 }
 
-Result<bool> AuditLog::contains(const AuditEntry& entry) const {
+Result<void> AuditLog::sync() {
+  if (::fsync(fd_) != 0) {
+    return fail(ExitCode::cant_create, fmt::format("cannot sync the audit log {}: {}", path_.string(), errno_text()));
+  }
+  if (last_seq_ == 0) return {};
+  // The head lets verify notice removed last lines. It may lag behind the log
+  // after a crash, which verify accepts; it is never ahead.
+  return write_file_atomically(head_path_, json{{"seq", last_seq_}, {"hash", last_hash_}}.dump() + "\n", 0600);
+}
+
+std::string AuditLog::entry_key(const AuditEntry& entry) { return entry.to_json().dump(); }
+
+Result<std::set<std::string>> AuditLog::logged_entries() const {
   auto lines = read_lines(path_);
   if (!lines) return std::unexpected(lines.error());
-  for (auto it = lines->rbegin(); it != lines->rend(); ++it) {
+  std::set<std::string> keys;
+  for (const auto& text : *lines) {
     try {
-      if (AuditEntry::from_json(json::parse(*it)) == entry) return true;
+      if (auto entry = AuditEntry::from_json(json::parse(text))) keys.insert(entry_key(*entry));
     } catch (const json::exception&) {
+      // A damaged line is verify's business; it settles nothing.
     }
   }
-  return false;
+  return keys;
 }
 
 Result<VerifyResult> verify_audit_log(const fs::path& state_dir) {

@@ -4,15 +4,18 @@
 // Protocol with the stores (see docs/audit-protocol.md): a batch's entry is
 // first written into the store, in the same transaction as the change (the
 // outbox table), so that "changed" and "to be logged" commit together. After
-// the commit the entry is appended here and fsync'ed; the outbox row is then
-// removed. A crash between the two leaves the entry in the outbox, and the
-// next sweep appends it before doing anything else: the log never misses a
-// committed change and never claims one that did not commit.
+// the commit the entry is appended here. Once the log is synced (sync(), at
+// the end of each stage), the outbox rows of the entries it holds are
+// removed. A crash at any point leaves each committed entry in the log, in
+// the outbox, or both, and the next sweep appends what the log lacks before
+// doing anything else: the log never misses a committed change and never
+// claims one that did not commit.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,12 +56,19 @@ class AuditLog {
   AuditLog& operator=(AuditLog&&) = delete;
   ~AuditLog();
 
-  // Appends and fsyncs one line; returns its seq.
+  // Appends one line with a single write(); returns its seq. Not yet
+  // durable: see sync().
   Result<std::int64_t> append(const AuditEntry& entry);
 
-  // True when an entry with this content (any seq) is in the log: used to
-  // settle outbox rows left by a crash. Reads the file.
-  Result<bool> contains(const AuditEntry& entry) const;
+  // Makes every appended line durable (fsync) and records the head (seq and
+  // hash of the last line) beside the log. Only after this may the outbox
+  // rows of the appended entries be removed.
+  Result<void> sync();
+
+  // The content of every entry in the log (without seq/prev/hash), to settle
+  // outbox rows left by a crash. Reads the file.
+  Result<std::set<std::string>> logged_entries() const;
+  static std::string entry_key(const AuditEntry& entry);
 
   const std::optional<std::string>& warning() const { return warning_; }
   std::int64_t last_seq() const { return last_seq_; }

@@ -110,6 +110,7 @@ struct Policy {
   const date::time_zone* zone = nullptr;
   std::optional<Schedule> schedule;  // none: the daemon sweeps only on SIGUSR1
   int batch_size = 1000;
+  int cache_mib = 16;  // SQLite page cache per store connection
   std::optional<std::filesystem::path> hmac_key_file;
   std::string hmac_key;  // the key's bytes; empty when no rule uses hmac
   std::optional<std::filesystem::path> metrics_file;

@@ -27,6 +27,7 @@ namespace fs = std::filesystem;
 // would eat memory): refuse before parsing.
 constexpr std::uintmax_t kMaxPolicyBytes = 1024 * 1024;
 constexpr int kMaxBatchSize = 1'000'000;
+constexpr int kMaxCacheMib = 4096;
 constexpr std::size_t kMinKeyBytes = 32;
 
 struct LoadError {
@@ -300,7 +301,7 @@ class Loader {
     p.sha256 = sha256_hex(bytes);
     YAML::Node root = YAML::Load(bytes);
     if (!root.IsMap()) error_at(root, "a policy must be a mapping with timezone, stores and rules");
-    expect_keys(root, "the policy", {"version", "timezone", "schedule", "batch_size", "hmac_key_file",
+    expect_keys(root, "the policy", {"version", "timezone", "schedule", "batch_size", "cache_mib", "hmac_key_file",
                                      "metrics_file", "stores", "rules"});
     if (auto v = root["version"]) {
       if (integer(v, "version") != 1) error_at(v, "unsupported version; accepted: 1");
@@ -321,6 +322,11 @@ class Loader {
       auto n = integer(b, "batch_size");
       if (n < 1 || n > kMaxBatchSize) error_at(b, fmt::format("batch_size must be between 1 and {}", kMaxBatchSize));
       p.batch_size = static_cast<int>(n);
+    }
+    if (auto c = root["cache_mib"]) {
+      auto n = integer(c, "cache_mib");
+      if (n < 1 || n > kMaxCacheMib) error_at(c, fmt::format("cache_mib must be between 1 and {} (MiB of SQLite page cache per store)", kMaxCacheMib));
+      p.cache_mib = static_cast<int>(n);
     }
     if (auto m = root["metrics_file"]) p.metrics_file = resolve(base_dir(), text(m, "metrics_file"));
 

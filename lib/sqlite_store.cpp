@@ -100,6 +100,10 @@ void add_where_conditions(const Rule& rule, std::vector<std::string>& conds, std
   }
 }
 
+std::chrono::microseconds held_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+}
+
 }  // namespace
 
 std::string utc_timestamp(std::chrono::system_clock::time_point t) {
@@ -108,12 +112,18 @@ std::string utc_timestamp(std::chrono::system_clock::time_point t) {
 
 struct SqliteStore::Row {
   Value ident;
+  Value anchor;
   std::vector<Value> values;  // the requested columns, in order
 };
 
 struct SqliteStore::Selection {
-  std::string from;   // "main"."t" AS t
-  std::string where;  // conditions on t
+  std::string from;             // "main"."t" AS t
+  std::string base;             // in the window (and in `where:`)
+  std::vector<Value> base_binds;
+  std::string held = "0";       // the row is held
+  std::string pending = "1";    // anonymize: not anonymised yet
+  std::vector<Value> pending_binds;
+  std::string where;            // what a batch acts on: base, not held, pending
   std::vector<Value> binds;
   std::string anchor;  // quoted anchor column
   std::string ident;   // rowid or the quoted key of a WITHOUT ROWID table
@@ -125,6 +135,7 @@ SqliteStore::SqliteStore(const StoreSpec& spec, const Options& options, const Sq
   OpenMode mode = options.dry_run ? OpenMode::read_only : options.create ? OpenMode::create : OpenMode::read_write;
   db_ = std::make_unique<sqlite::Database>(spec.path, mode, options.busy_timeout);
   register_sql_functions(*db_, functions);
+  db_->exec(fmt::format("PRAGMA cache_size = -{}", static_cast<long>(options.cache_mib) * 1024));  // in KiB
   if (!options.dry_run) {
     // A committed batch must survive a power cut before the audit log says
     // so, and an archive copy before its rows leave the live store.
@@ -155,8 +166,7 @@ void SqliteStore::attach_hold_source(const SqliteStore* hold_source) {
 }
 
 SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w, Place place,
-                                           const SqliteStore* hold_source, bool want_held, bool only_pending,
-                                           Action action) const {
+                                           const SqliteStore* hold_source, Action action) const {
   Selection sel;
   sel.from = fmt::format("main.{} AS t", quote(rule.table));
   sel.anchor = "t." + quote(rule.anchor);
@@ -164,37 +174,35 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
   IndexRange range = index_range(rule.anchor_format, w, *functions_->zone);
   if (range.low) {
     conds.push_back(sel.anchor + " >= ?");
-    sel.binds.push_back(*range.low);
+    sel.base_binds.push_back(*range.low);
   }
   conds.push_back(sel.anchor + " < ?");
-  sel.binds.push_back(*range.high);
+  sel.base_binds.push_back(*range.high);
   std::string day = fmt::format("{}({})", day_function(rule.anchor_format), sel.anchor);
   conds.push_back(day + " <= ?");
-  sel.binds.push_back(static_cast<std::int64_t>(w.through.time_since_epoch().count()));
+  sel.base_binds.push_back(static_cast<std::int64_t>(w.through.time_since_epoch().count()));
   if (w.after) {
     conds.push_back(day + " > ?");
-    sel.binds.push_back(static_cast<std::int64_t>(w.after->time_since_epoch().count()));
+    sel.base_binds.push_back(static_cast<std::int64_t>(w.after->time_since_epoch().count()));
   }
-  add_where_conditions(rule, conds, sel.binds);
+  add_where_conditions(rule, conds, sel.base_binds);
+  sel.base = fmt::format("{}", fmt::join(conds, " AND "));
+
   if (rule.hold) {
-    std::string held;
     if (auto* col = std::get_if<HoldByColumn>(&*rule.hold)) {
-      held = fmt::format("retentiond_truthy(t.{})", quote(col->column));
+      sel.held = fmt::format("retentiond_truthy(t.{})", quote(col->column));
     } else {
       const auto& t = std::get<HoldByTable>(*rule.hold);
       // Rows in an archive are held by the list kept in the live store.
       std::string schema = place == Place::archive && hold_source ? std::string(kHoldSchema) : "main";
-      held = fmt::format("EXISTS (SELECT 1 FROM {}.{} AS h WHERE h.{} = t.{})", schema, quote(t.table), quote(t.key),
-                         quote(rule.key));
+      sel.held = fmt::format("EXISTS (SELECT 1 FROM {}.{} AS h WHERE h.{} = t.{})", schema, quote(t.table),
+                             quote(t.key), quote(rule.key));
     }
-    conds.push_back(want_held ? held : "NOT " + held);
-  } else if (want_held) {
-    conds.push_back("0");
   }
-  if (only_pending && action == Action::anonymize && rule.anonymize) {
+  if (action == Action::anonymize && rule.anonymize) {
     const Anonymization& a = *rule.anonymize;
     if (a.mark) {
-      conds.push_back(fmt::format("t.{} IS NULL", quote(*a.mark)));
+      sel.pending = fmt::format("t.{} IS NULL", quote(*a.mark));
     } else {
       // Without a mark, a row is done when every column already holds what
       // anonymisation would write (every method but hmac is idempotent).
@@ -206,7 +214,7 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
           case K::null: done.push_back(col + " IS NULL"); break;
           case K::value:
             done.push_back(col + " IS ?");
-            sel.binds.push_back(to_value(c.method.value));
+            sel.pending_binds.push_back(to_value(c.method.value));
             break;
           case K::year: done.push_back(fmt::format("{0} IS retentiond_year({0})", col)); break;
           case K::month: done.push_back(fmt::format("{0} IS retentiond_month({0})", col)); break;
@@ -214,10 +222,13 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
           case K::hmac: done.push_back("0"); break;  // refused without a mark at load time
         }
       }
-      conds.push_back(fmt::format("NOT ({})", fmt::join(done, " AND ")));
+      sel.pending = fmt::format("NOT ({})", fmt::join(done, " AND "));
     }
   }
-  sel.where = fmt::format("{}", fmt::join(conds, " AND "));
+  // What a batch acts on: in the window, not held, not yet done.
+  sel.where = fmt::format("{} AND NOT ({}) AND ({})", sel.base, sel.held, sel.pending);
+  sel.binds = sel.base_binds;
+  sel.binds.insert(sel.binds.end(), sel.pending_binds.begin(), sel.pending_binds.end());
   return sel;
 }
 
@@ -226,14 +237,17 @@ Counts SqliteStore::count(const Rule& rule, const DayWindow& window, Action acti
   Counts counts;
   if (!db_->table_exists(rule.table)) return counts;  // an archive table not created yet
   if (place == Place::archive) attach_hold_source(hold_source);
-  auto run = [&](const Selection& sel) {
-    Statement s(*db_, fmt::format("SELECT count(*) FROM {} WHERE {}", sel.from, sel.where));
-    for (std::size_t i = 0; i < sel.binds.size(); ++i) s.bind(static_cast<int>(i + 1), sel.binds[i]);
-    s.step();
-    return s.column_int(0);
-  };
-  counts.matched = run(select(rule, window, place, hold_source, false, true, action));
-  counts.held = run(select(rule, window, place, hold_source, true, false, action));
+  Selection sel = select(rule, window, place, hold_source, action);
+  // One pass over the window counts both.
+  Statement s(*db_, fmt::format("SELECT count(*) FILTER (WHERE NOT ({0}) AND ({1})), count(*) FILTER (WHERE {0}) "
+                                "FROM {2} WHERE {3}",
+                                sel.held, sel.pending, sel.from, sel.base));
+  int i = 1;
+  for (const auto& v : sel.pending_binds) s.bind(i++, v);
+  for (const auto& v : sel.base_binds) s.bind(i++, v);
+  s.step();
+  counts.matched = s.column_int(0);
+  counts.held = s.column_int(1);
   return counts;
 }
 
@@ -254,27 +268,45 @@ std::vector<SqliteStore::Row> SqliteStore::fetch_batch(const Selection& sel, con
                                                        Cursor& cursor, int limit) {
   std::string where = sel.where;
   std::vector<Value> binds = sel.binds;
-  if (cursor.anchor) {
-    // Row values compare in index order: the scan resumes where the last
-    // batch ended instead of re-reading rows it skipped.
+  bool by_row = cursor.order == BatchOrder::by_row;
+  // Each batch resumes where the last one ended instead of re-reading the
+  // rows it skipped (held, excluded, in conflict). Row values compare in
+  // index order.
+  if (by_row && cursor.ident) {
+    where += fmt::format(" AND {} > ?", sel.ident);
+    binds.push_back(*cursor.ident);
+  } else if (!by_row && cursor.anchor) {
     where += fmt::format(" AND ({}, {}) > (?, ?)", sel.anchor, sel.ident);
     binds.push_back(*cursor.anchor);
-    binds.push_back(cursor.ident);
+    binds.push_back(*cursor.ident);
   }
   std::vector<std::string> cols{sel.ident, sel.anchor};
   cols.insert(cols.end(), columns.begin(), columns.end());
-  Statement s(*db_, fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {}, {} LIMIT {}", fmt::join(cols, ", "), sel.from,
-                                where, sel.anchor, sel.ident, limit));
+  std::string order = by_row ? sel.ident : fmt::format("{}, {}", sel.anchor, sel.ident);
+  Statement s(*db_, fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}", fmt::join(cols, ", "),
+                                table_clause(sel, cursor.order), where, order, limit));
   for (std::size_t i = 0; i < binds.size(); ++i) s.bind(static_cast<int>(i + 1), binds[i]);
   std::vector<Row> rows;
   while (s.step()) {
-    Row row{s.column(0), {}};
+    Row row{s.column(0), s.column(1), {}};
     for (std::size_t i = 0; i < columns.size(); ++i) row.values.push_back(s.column(static_cast<int>(i + 2)));
-    cursor.anchor = s.column(1);
+    cursor.anchor = row.anchor;
     cursor.ident = row.ident;
     rows.push_back(std::move(row));
   }
   return rows;
+}
+
+BatchOrder SqliteStore::choose_order(const Rule& rule, std::int64_t matched) {
+  // The rowid span is a free estimate of the table's size; a WITHOUT ROWID
+  // table is read in anchor order.
+  if (ident_of(rule) != "t.rowid") return BatchOrder::by_anchor;
+  Statement s(*db_, fmt::format("SELECT max(rowid) - min(rowid) + 1 FROM main.{}", quote(rule.table)));
+  if (!s.step() || s.column_is_null(0)) return BatchOrder::by_anchor;
+  // Past a tenth of the table, reading all of it once in row order costs
+  // less than rewriting pages batch after batch.
+  constexpr std::int64_t kRowOrderFraction = 10;
+  return matched * kRowOrderFraction >= s.column_int(0) ? BatchOrder::by_row : BatchOrder::by_anchor;
 }
 
 void SqliteStore::write_outbox(const AuditEntry& entry) {
@@ -285,22 +317,17 @@ void SqliteStore::write_outbox(const AuditEntry& entry) {
   last_outbox_id_ = sqlite3_last_insert_rowid(db_->handle());
 }
 
-void SqliteStore::delete_settled_outbox_rows() {
+void SqliteStore::forget_outbox_rows() {
   if (settled_outbox_ids_.empty()) return;
+  sqlite::Transaction tx(*db_);
   Statement s(*db_, fmt::format("DELETE FROM main.{} WHERE id = ?1", quote(kOutbox)));
   for (auto id : settled_outbox_ids_) {
     s.bind(1, id);
     s.step();
     s.reset();
   }
-  settled_outbox_ids_.clear();
-}
-
-void SqliteStore::forget_outbox_rows() {
-  if (settled_outbox_ids_.empty()) return;
-  sqlite::Transaction tx(*db_);
-  delete_settled_outbox_rows();
   tx.commit();
+  settled_outbox_ids_.clear();
 }
 
 Result<int> SqliteStore::settle_outbox(AuditLog& audit) {
@@ -321,19 +348,55 @@ Result<int> SqliteStore::settle_outbox(AuditLog& audit) {
       pending.emplace_back(s.column_int(0), std::move(*entry));
     }
   }
+  if (pending.empty()) return 0;
+  auto logged = audit.logged_entries();
+  if (!logged) return std::unexpected(logged.error());
   int appended = 0;
   for (auto& [id, entry] : pending) {
-    auto logged = audit.contains(entry);
-    if (!logged) return std::unexpected(logged.error());
-    if (!*logged) {
+    if (!logged->count(AuditLog::entry_key(entry))) {
       auto seq = audit.append(entry);
       if (!seq) return std::unexpected(seq.error());
       ++appended;
     }
     settled_outbox_ids_.push_back(id);
   }
+  if (auto synced = audit.sync(); !synced) return std::unexpected(synced.error());
   forget_outbox_rows();
   return appended;
+}
+
+// Acts with one statement on exactly the rows of a batch: the selection's
+// own conditions, between the batch's first and last row in (anchor, ident)
+// order. Inside the batch's transaction nothing else changes the table, so
+// these are the rows just read; the caller checks the count.
+// The table as a statement names it; in row order the anchor's index is
+// kept out, so that the planner follows the row identity.
+std::string SqliteStore::table_clause(const Selection& sel, BatchOrder order) {
+  return order == BatchOrder::by_row ? sel.from + " NOT INDEXED" : sel.from;
+}
+
+std::int64_t SqliteStore::act_on_batch_range(const std::string& statement_head, const Selection& sel,
+                                             const std::vector<Value>& head_binds, const std::vector<Row>& rows,
+                                             BatchOrder order) {
+  std::string range;
+  std::vector<Value> range_binds;
+  if (order == BatchOrder::by_row) {
+    range = fmt::format("{} BETWEEN ? AND ?", sel.ident);
+    range_binds = {rows.front().ident, rows.back().ident};
+  } else {
+    // The plain bounds on the anchor let the planner scan just the batch's
+    // slice of the index; the row values then cut it exactly.
+    range = fmt::format("{0} BETWEEN ? AND ? AND ({0}, {1}) >= (?, ?) AND ({0}, {1}) <= (?, ?)", sel.anchor, sel.ident);
+    range_binds = {rows.front().anchor, rows.back().anchor, rows.front().anchor,
+                   rows.front().ident,  rows.back().anchor, rows.back().ident};
+  }
+  Statement s(*db_, fmt::format("{} WHERE {} AND {}", statement_head, sel.where, range));
+  int i = 1;
+  for (const auto& v : head_binds) s.bind(i++, v);
+  for (const auto& v : sel.binds) s.bind(i++, v);
+  for (const auto& v : range_binds) s.bind(i++, v);
+  s.step();
+  return db_->changes();
 }
 
 BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window, Place place, int limit,
@@ -341,31 +404,28 @@ BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window,
   BatchResult result;
   if (!db_->table_exists(rule.table)) return result;
   if (place == Place::archive) attach_hold_source(hold_source);
-  Selection sel = select(rule, window, place, hold_source, false, true, Action::erase);
+  Selection sel = select(rule, window, place, hold_source, Action::erase);
   sel.ident = ident_of(rule);
+  auto lock_taken = std::chrono::steady_clock::now();
   sqlite::Transaction tx(*db_);
-  delete_settled_outbox_rows();
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
-  std::string ident_col = sel.ident.substr(2);  // without "t."
-  Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table), ident_col));
-  Sha256 digest;
-  for (const auto& row : rows) {
-    del.bind(1, row.ident);
-    del.step();
-    del.reset();
-    if (db_->changes() > 0) {
-      ++result.affected;
-      digest.update(key_text(row.values[0]) + "\n");
-    }
-  }
   result.more = static_cast<int>(rows.size()) == limit;
-  if (result.affected > 0) {
+  if (!rows.empty()) {
+    result.affected = act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {}, rows,
+                                         cursor.order);
+    if (result.affected != static_cast<std::int64_t>(rows.size())) {
+      throw sqlite::SqliteError(1, fmt::format("a batch of {} rows of {} deleted {}; rolled back", rows.size(), rule.table,
+                                               result.affected));
+    }
+    Sha256 digest;
+    for (const auto& row : rows) digest.update(key_text(row.values[0]) + "\n");
     entry.affected = result.affected;
     entry.keys_sha256 = digest.hex();
     write_outbox(entry);
     result.entry = std::move(entry);
   }
   tx.commit();
+  result.write_lock_held = held_since(lock_taken);
   return result;
 }
 
@@ -392,7 +452,7 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
                                          AuditEntry entry) {
   BatchResult result;
   const Anonymization& a = *rule.anonymize;
-  Selection sel = select(rule, window, Place::live, nullptr, false, true, Action::anonymize);
+  Selection sel = select(rule, window, Place::live, nullptr, Action::anonymize);
   sel.ident = ident_of(rule);
   std::vector<std::string> sets;
   std::vector<Value> set_binds;
@@ -401,22 +461,18 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
     sets.push_back(fmt::format("{} = ?", quote(*a.mark)));
     set_binds.push_back(entry.time);
   }
+  auto lock_taken = std::chrono::steady_clock::now();
   sqlite::Transaction tx(*db_);
-  delete_settled_outbox_rows();
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
-  Statement update(*db_, fmt::format("UPDATE main.{} SET {} WHERE {} = ?", quote(rule.table), fmt::join(sets, ", "),
-                                     sel.ident.substr(2)));
   Sha256 digest;
-  for (const auto& row : rows) {
-    int i = 1;
-    for (const auto& v : set_binds) update.bind(i++, v);
-    update.bind(i, row.ident);
-    update.step();
-    update.reset();
-    if (db_->changes() > 0) {
-      ++result.affected;
-      digest.update(key_text(row.values[0]) + "\n");
+  if (!rows.empty()) {
+    result.affected = act_on_batch_range(fmt::format("UPDATE {} SET {}", table_clause(sel, cursor.order), fmt::join(sets, ", ")), sel,
+                                         set_binds, rows, cursor.order);
+    if (result.affected != static_cast<std::int64_t>(rows.size())) {
+      throw sqlite::SqliteError(1, fmt::format("a batch of {} rows of {} anonymised {}; rolled back", rows.size(),
+                                               rule.table, result.affected));
     }
+    for (const auto& row : rows) digest.update(key_text(row.values[0]) + "\n");
   }
   result.more = static_cast<int>(rows.size()) == limit;
   if (result.affected > 0) {
@@ -426,6 +482,7 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
     result.entry = std::move(entry);
   }
   tx.commit();
+  result.write_lock_held = held_since(lock_taken);
   return result;
 }
 
@@ -441,17 +498,18 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
   auto key_pos = static_cast<std::size_t>(
       std::find_if(columns.begin(), columns.end(), [&](const auto& c) { return c.first == rule.key; }) - columns.begin());
   if (key_pos == columns.size()) throw sqlite::SqliteError(1, fmt::format("table {} has no column {}", rule.table, rule.key));
-  Selection sel = select(rule, window, Place::live, nullptr, false, true, Action::archive);
+  Selection sel = select(rule, window, Place::live, nullptr, Action::archive);
   sel.ident = ident_of(rule);
 
   // The live store's write lock is taken first and held until the rows are
   // gone: nobody changes them between the copy and the delete.
+  auto lock_taken = std::chrono::steady_clock::now();
   sqlite::Transaction live_tx(*db_);
-  delete_settled_outbox_rows();
   auto rows = fetch_batch(sel, selected, cursor, limit);
   result.more = static_cast<int>(rows.size()) == limit;
   if (rows.empty()) {
     live_tx.commit();
+    result.write_lock_held = held_since(lock_taken);
     return result;
   }
 
@@ -498,16 +556,27 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     archive_tx.commit();  // durable (synchronous = FULL) before any row leaves the live store
   }
 
-  Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table), sel.ident.substr(2)));
   Sha256 digest;
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    if (conflict[r]) continue;
-    del.bind(1, rows[r].ident);
-    del.step();
-    del.reset();
-    if (db_->changes() > 0) {
-      ++result.affected;
-      digest.update(key_text(rows[r].values[key_pos]) + "\n");
+  if (result.conflicts == 0) {
+    result.affected = act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {}, rows,
+                                         cursor.order);
+    if (result.affected != static_cast<std::int64_t>(rows.size())) {
+      throw sqlite::SqliteError(1, fmt::format("a batch of {} archived rows of {} deleted {}; rolled back", rows.size(),
+                                               rule.table, result.affected));
+    }
+    for (const auto& row : rows) digest.update(key_text(row.values[key_pos]) + "\n");
+  } else {
+    // Conflicting rows stay: delete the others one by one.
+    Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table), sel.ident.substr(2)));
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      if (conflict[r]) continue;
+      del.bind(1, rows[r].ident);
+      del.step();
+      del.reset();
+      if (db_->changes() > 0) {
+        ++result.affected;
+        digest.update(key_text(rows[r].values[key_pos]) + "\n");
+      }
     }
   }
   if (result.affected > 0) {
@@ -517,6 +586,7 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     result.entry = std::move(entry);
   }
   live_tx.commit();
+  result.write_lock_held = held_since(lock_taken);
   return result;
 }
 

@@ -34,9 +34,19 @@ enum class Place { live, archive };
 
 // A position in (anchor, row identity) order: batches resume after it, so
 // rows that are held, excluded or in conflict are read once, not per batch.
+//
+// Batches go in one of two orders. In anchor order (through the anchor's
+// index) a batch reads only rows of the window: right when the window is a
+// small part of the table, as in the daily sweep. In row order (the table's
+// own order, no index) consecutive batches touch disjoint table pages: right
+// for a large backlog, where anchor order would rewrite the same pages in
+// batch after batch when rows were not written in anchor order.
+enum class BatchOrder { by_anchor, by_row };
+
 struct Cursor {
-  std::optional<sqlite::Value> anchor;
-  sqlite::Value ident;
+  BatchOrder order = BatchOrder::by_anchor;
+  std::optional<sqlite::Value> anchor;  // by_anchor only
+  std::optional<sqlite::Value> ident;
 };
 
 struct BatchResult {
@@ -44,6 +54,7 @@ struct BatchResult {
   std::int64_t conflicts = 0;
   bool more = false;               // the window may hold more rows
   std::optional<AuditEntry> entry; // what was committed, to append to the audit log
+  std::chrono::microseconds write_lock_held{0};  // BEGIN IMMEDIATE to COMMIT on this store
 };
 
 class SqliteStore {
@@ -52,6 +63,7 @@ class SqliteStore {
     bool dry_run = true;
     bool create = false;  // an archive destination: created when missing
     std::chrono::milliseconds busy_timeout{5000};
+    int cache_mib = 16;  // SQLite page cache of this connection
   };
 
   SqliteStore(const StoreSpec& spec, const Options& options, const SqlFunctionContext& functions);
@@ -65,6 +77,9 @@ class SqliteStore {
   Counts count(const Rule& rule, const DayWindow& window, Action action, Place place,
                const SqliteStore* hold_source);
   std::int64_t count_undated(const Rule& rule);
+
+  // The order for acting on `matched` rows of the rule's table (see BatchOrder).
+  BatchOrder choose_order(const Rule& rule, std::int64_t matched);
 
   // One transaction: up to `limit` rows of the window acted on, and the
   // batch's audit entry written to the outbox table in the same commit.
@@ -80,22 +95,25 @@ class SqliteStore {
   // Appends to `audit` every outbox entry a crash left behind (unless the
   // log already has it) and empties the outbox. Returns how many were appended.
   Result<int> settle_outbox(AuditLog& audit);
-  // The entry of the last batch is now in the audit log: its outbox row can go
-  // (it is removed in the next transaction, or by forget_outbox_rows()).
+  // The entry of the last batch is now appended to the audit log.
   void outbox_entry_logged() { settled_outbox_ids_.push_back(last_outbox_id_); }
-  // Removes the outbox rows of logged entries now, in a transaction of its own.
+  // Removes the outbox rows of the logged entries, in a transaction of its own.
+  // REQUIRES: the audit log has been synced since they were appended.
   void forget_outbox_rows();
 
  private:
   struct Selection;
   Selection select(const Rule& rule, const DayWindow& window, Place place, const SqliteStore* hold_source,
-                   bool want_held, bool only_pending, Action action) const;
+                   Action action) const;
   void attach_hold_source(const SqliteStore* hold_source);
   struct Row;
   std::vector<Row> fetch_batch(const Selection& sel, const std::vector<std::string>& columns, Cursor& cursor,
                                int limit);
+  static std::string table_clause(const Selection& sel, BatchOrder order);
+  std::int64_t act_on_batch_range(const std::string& statement_head, const Selection& sel,
+                                  const std::vector<sqlite::Value>& head_binds, const std::vector<Row>& rows,
+                                  BatchOrder order);
   void write_outbox(const AuditEntry& entry);
-  void delete_settled_outbox_rows();  // REQUIRES: inside a write transaction
   std::string ident_of(const Rule& rule);
 
   StoreSpec spec_;

@@ -121,19 +121,11 @@ class Sweeper {
           }
         }
         report.entries.push_back(std::move(entry));
+        tidy_outboxes(outcome);
         if (outcome.code == ExitCode::temp_fail) return outcome;  // busy: the sweep ends; the next one resumes
       }
     }
-    for (auto& [name, store] : stores_) {
-      if (store && audit_) {
-        try {
-          store->forget_outbox_rows();
-        } catch (const sqlite::SqliteError& e) {
-          // Harmless: settled at the start of the next sweep.
-          log_.warning("store '{}': could not tidy the outbox: {}", name, e.what());
-        }
-      }
-    }
+    tidy_outboxes(outcome);
     if (report.totals().conflicts > 0) raise(outcome, ExitCode::data_error);
     return outcome;
   }
@@ -164,7 +156,7 @@ class Sweeper {
     std::error_code ec;
     bool create = if_missing == IfMissing::create && !options_.dry_run;
     if (if_missing != IfMissing::fail && !create && !fs::exists(spec.path, ec)) return nullptr;
-    SqliteStore::Options o{options_.dry_run, create, options_.busy_timeout};
+    SqliteStore::Options o{options_.dry_run, create, options_.busy_timeout, policy_.cache_mib};
     return (stores_[name] = std::make_unique<SqliteStore>(spec, o, functions_)).get();
   }
 
@@ -178,6 +170,28 @@ class Sweeper {
 
   // Before anything else: entries that a crash left in the stores' outboxes
   // go into the audit log, so that it accounts for every committed change.
+  // The entries appended so far become durable; then their outbox rows go.
+  // Runs after each stage, so a long sweep syncs the log once per stage and
+  // not once per batch.
+  void tidy_outboxes(SweepOutcome& outcome) {
+    if (!audit_) return;
+    if (auto synced = audit_->sync(); !synced) {
+      // The outbox rows stay: the next sweep writes the entries again if needed.
+      log_.error("{}", synced.error().message);
+      raise(outcome, synced.error().code);
+      return;
+    }
+    for (auto& [name, store] : stores_) {
+      if (!store) continue;
+      try {
+        store->forget_outbox_rows();
+      } catch (const sqlite::SqliteError& e) {
+        // Harmless: settled at the start of the next sweep.
+        log_.warning("store '{}': could not tidy the outbox: {}", name, e.what());
+      }
+    }
+  }
+
   bool settle_outboxes(SweepOutcome& outcome) {
     std::vector<std::string> names;
     for (const auto& rule : policy_.rules) {
@@ -230,6 +244,7 @@ class Sweeper {
 
       SqliteStore* archive = action == Action::archive ? store(task.stage->to, IfMissing::create) : nullptr;
       Cursor cursor;
+      cursor.order = s->choose_order(rule, entry.counts.matched);
       SweepProgress progress{rule.name, task.stage->number, task.store, 0};
       while (true) {
         if (control_.stop && control_.stop->load()) {
@@ -252,6 +267,9 @@ class Sweeper {
             batch = s->archive_batch(rule, task.window, *archive, policy_.batch_size, cursor, audit_entry);
             break;
         }
+        log_.debug("rule '{}' stage {} on '{}': batch of {} rows ({} conflicts), write lock held {:.1f} ms",
+                   rule.name, task.stage->number, task.store, batch.affected, batch.conflicts,
+                   std::chrono::duration<double, std::milli>(batch.write_lock_held).count());
         entry.counts.affected += batch.affected;
         entry.counts.conflicts += batch.conflicts;
         if (batch.entry) {

@@ -11,6 +11,7 @@ here=$(dirname "$(realpath "$0")")
 work=$(mktemp -d /tmp/retentiond-deb.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
+cmake --build "$build" --target retentiond man changelog >/dev/null
 (cd "$build" && cpack -G DEB -B "$work/pkg" >/dev/null)
 deb=$(ls "$work"/pkg/retentiond_*.deb)
 echo "built $(basename "$deb")"
