@@ -104,6 +104,18 @@ std::chrono::microseconds held_since(std::chrono::steady_clock::time_point start
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
 }
 
+// True when `table` has a unique index on exactly `column`.
+bool has_unique_index(sqlite::Database& db, const std::string& table, const std::string& column) {
+  Statement list(db, fmt::format("SELECT name FROM pragma_index_list({}) WHERE \"unique\" = 1", quote(table)));
+  while (list.step()) {
+    Statement info(db, fmt::format("SELECT name FROM pragma_index_info({})", quote(list.column_text(0))));
+    std::vector<std::string> cols;
+    while (info.step()) cols.push_back(info.column_text(0));
+    if (cols.size() == 1 && sqlite3_stricmp(cols[0].c_str(), column.c_str()) == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string utc_timestamp(std::chrono::system_clock::time_point t) {
@@ -521,7 +533,9 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
       std::vector<std::string> defs;
       for (const auto& [name, type] : columns) defs.push_back(type.empty() ? quote(name) : quote(name) + " " + type);
       adb.exec(fmt::format("CREATE TABLE main.{} ({})", quote(rule.table), fmt::join(defs, ", ")));
-      adb.exec(fmt::format("CREATE INDEX main.{} ON {} ({})", quote("retentiond_" + rule.table + "_" + rule.key),
+      // Unique: the key identifies a row, and an insert that meets its key
+      // already there is how an interrupted move is recognised.
+      adb.exec(fmt::format("CREATE UNIQUE INDEX main.{} ON {} ({})", quote("retentiond_" + rule.table + "_" + rule.key),
                            quote(rule.table), quote(rule.key)));
       if (rule.anchor != rule.key) {
         adb.exec(fmt::format("CREATE INDEX main.{} ON {} ({})", quote("retentiond_" + rule.table + "_" + rule.anchor),
@@ -531,10 +545,20 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     Statement find(adb, fmt::format("SELECT {} FROM main.{} WHERE {} IS ?1", fmt::join(names, ", "), quote(rule.table),
                                     quote(rule.key)));
     std::vector<std::string> marks(names.size(), "?");
-    Statement insert(adb, fmt::format("INSERT INTO main.{} ({}) VALUES ({})", quote(rule.table), fmt::join(names, ", "),
-                                      fmt::join(marks, ", ")));
+    // With a unique index on the key, the insert itself says whether the key
+    // is new (the common case, one statement a row); otherwise, and for NULL
+    // keys (distinct to a unique index), the archive is searched first.
+    bool unique_key = has_unique_index(adb, rule.table, rule.key);
+    Statement insert(adb, fmt::format("INSERT {}INTO main.{} ({}) VALUES ({})", unique_key ? "OR IGNORE " : "",
+                                      quote(rule.table), fmt::join(names, ", "), fmt::join(marks, ", ")));
     for (std::size_t r = 0; r < rows.size(); ++r) {
       const auto& values = rows[r].values;
+      if (unique_key && !std::holds_alternative<std::monostate>(values[key_pos])) {
+        for (std::size_t i = 0; i < values.size(); ++i) insert.bind(static_cast<int>(i + 1), values[i]);
+        insert.step();
+        insert.reset();
+        if (adb.changes() > 0) continue;  // copied
+      }
       find.bind(1, values[key_pos]);
       bool same = false, other = false;
       while (find.step()) {
