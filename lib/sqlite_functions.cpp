@@ -26,12 +26,26 @@ AnchorValue read_value(sqlite3_value* v) {
 template <AnchorFormat F>
 void day_of(sqlite3_context* ctx, int, sqlite3_value** argv) {
   auto* c = static_cast<const SqlFunctionContext*>(sqlite3_user_data(ctx));
-  auto day = anchor_day(read_value(argv[0]), F, *c->zone);
-  if (!day) {
+  std::optional<std::int64_t> result;
+  if (sqlite3_value_type(argv[0]) == SQLITE_TEXT) {
+    std::string_view text(reinterpret_cast<const char*>(sqlite3_value_text(argv[0])),
+                          static_cast<std::size_t>(sqlite3_value_bytes(argv[0])));
+    auto& last = c->last_day[static_cast<int>(F)];
+    if (!last.set || last.text != text) {
+      auto day = anchor_day(AnchorValue{std::string(text)}, F, *c->zone);
+      last.text.assign(text);
+      last.day = day ? std::optional<std::int64_t>(day->time_since_epoch().count()) : std::nullopt;
+      last.set = true;
+    }
+    result = last.day;
+  } else if (auto day = anchor_day(read_value(argv[0]), F, *c->zone)) {
+    result = day->time_since_epoch().count();
+  }
+  if (!result) {
     sqlite3_result_null(ctx);
     return;
   }
-  sqlite3_result_int64(ctx, day->time_since_epoch().count());
+  sqlite3_result_int64(ctx, *result);
 }
 
 std::string text_of(sqlite3_value* v) {

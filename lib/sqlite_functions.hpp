@@ -8,6 +8,8 @@
 //   retentiond_truthy(x) 1 when a hold column holds something that means yes
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,6 +23,16 @@ namespace retentiond {
 struct SqlFunctionContext {
   const date::time_zone* zone = nullptr;
   std::string hmac_key;
+
+  // The last text anchor read per format, and its day: rows read in anchor
+  // order repeat the same text hundreds of times. Only for connections used
+  // from one thread, as a sweep uses them.
+  struct LastDay {
+    std::string text;
+    std::optional<std::int64_t> day;
+    bool set = false;
+  };
+  mutable LastDay last_day[3];
 };
 
 // `context` must outlive the connection's use of the functions.

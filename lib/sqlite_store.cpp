@@ -130,7 +130,11 @@ struct SqliteStore::Row {
 
 struct SqliteStore::Selection {
   std::string from;             // "main"."t" AS t
-  std::string base;             // in the window (and in `where:`)
+  std::string window;           // the anchor's day is in the window
+  std::vector<Value> window_binds;
+  std::string scope;            // the rule's `where:` ("1" without one)
+  std::vector<Value> scope_binds;
+  std::string base;             // window and scope
   std::vector<Value> base_binds;
   std::string held = "0";       // the row is held
   std::string pending = "1";    // anonymize: not anonymised yet
@@ -197,6 +201,11 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
     conds.push_back(day + " > ?");
     sel.base_binds.push_back(static_cast<std::int64_t>(w.after->time_since_epoch().count()));
   }
+  sel.window = fmt::format("{}", fmt::join(conds, " AND "));
+  sel.window_binds = sel.base_binds;
+  std::vector<std::string> scope;
+  add_where_conditions(rule, scope, sel.scope_binds);
+  sel.scope = scope.empty() ? "1" : fmt::format("{}", fmt::join(scope, " AND "));
   add_where_conditions(rule, conds, sel.base_binds);
   sel.base = fmt::format("{}", fmt::join(conds, " AND "));
 
@@ -245,35 +254,42 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
 }
 
 Counts SqliteStore::count(const Rule& rule, const DayWindow& window, Action action, Place place,
-                          const SqliteStore* hold_source) {
+                          const SqliteStore* hold_source, bool with_undated) {
   Counts counts;
   if (!db_->table_exists(rule.table)) return counts;  // an archive table not created yet
   if (place == Place::archive) attach_hold_source(hold_source);
   Selection sel = select(rule, window, place, hold_source, action);
-  // One pass over the window counts both.
-  Statement s(*db_, fmt::format("SELECT count(*) FILTER (WHERE NOT ({0}) AND ({1})), count(*) FILTER (WHERE {0}) "
-                                "FROM {2} WHERE {3}",
-                                sel.held, sel.pending, sel.from, sel.base));
+  std::vector<Value> binds;
+  auto add = [&](const std::vector<Value>& v) { binds.insert(binds.end(), v.begin(), v.end()); };
+  std::string sql;
+  if (!with_undated) {
+    // One pass over the window (through the anchor's index) counts both.
+    sql = fmt::format("SELECT count(*) FILTER (WHERE NOT ({0}) AND ({1})), count(*) FILTER (WHERE {0}), 0 "
+                      "FROM {2} WHERE {3}",
+                      sel.held, sel.pending, sel.from, sel.base);
+    add(sel.pending_binds);
+    add(sel.base_binds);
+  } else {
+    // Undated rows sort anywhere (NULL, '', 'garbage', '2015-02-30'), so
+    // counting them reads the whole table (or the anchor's index); the same
+    // single pass counts the window too.
+    sql = fmt::format("SELECT count(*) FILTER (WHERE {0} AND NOT ({1}) AND ({2})), count(*) FILTER (WHERE {0} AND {1}), "
+                      "count(*) FILTER (WHERE {3}(t.{4}) IS NULL) FROM {5} WHERE {6}",
+                      sel.window, sel.held, sel.pending, day_function(rule.anchor_format), quote(rule.anchor),
+                      sel.from, sel.scope);
+    add(sel.window_binds);
+    add(sel.pending_binds);
+    add(sel.window_binds);
+    add(sel.scope_binds);
+  }
+  Statement s(*db_, sql);
   int i = 1;
-  for (const auto& v : sel.pending_binds) s.bind(i++, v);
-  for (const auto& v : sel.base_binds) s.bind(i++, v);
+  for (const auto& v : binds) s.bind(i++, v);
   s.step();
   counts.matched = s.column_int(0);
   counts.held = s.column_int(1);
+  counts.undated = s.column_int(2);
   return counts;
-}
-
-std::int64_t SqliteStore::count_undated(const Rule& rule) {
-  if (!db_->table_exists(rule.table)) return 0;
-  // Undated rows sort anywhere (NULL, '', 'garbage', '2015-02-30'): this
-  // reads the whole table, once per rule and store in a sweep.
-  std::vector<std::string> conds{fmt::format("{}(t.{}) IS NULL", day_function(rule.anchor_format), quote(rule.anchor))};
-  std::vector<Value> binds;
-  add_where_conditions(rule, conds, binds);
-  Statement q(*db_, fmt::format("SELECT count(*) FROM main.{} AS t WHERE {}", quote(rule.table), fmt::join(conds, " AND ")));
-  for (std::size_t i = 0; i < binds.size(); ++i) q.bind(static_cast<int>(i + 1), binds[i]);
-  q.step();
-  return q.column_int(0);
 }
 
 std::vector<SqliteStore::Row> SqliteStore::fetch_batch(const Selection& sel, const std::vector<std::string>& columns,
@@ -549,14 +565,20 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     // is new (the common case, one statement a row); otherwise, and for NULL
     // keys (distinct to a unique index), the archive is searched first.
     bool unique_key = has_unique_index(adb, rule.table, rule.key);
-    Statement insert(adb, fmt::format("INSERT {}INTO main.{} ({}) VALUES ({})", unique_key ? "OR IGNORE " : "",
-                                      quote(rule.table), fmt::join(names, ", "), fmt::join(marks, ", ")));
+    std::string insert_sql = fmt::format("INTO main.{} ({}) VALUES ({})", quote(rule.table), fmt::join(names, ", "),
+                                         fmt::join(marks, ", "));
+    // OR IGNORE also ignores every other constraint the archive's table may
+    // have (NOT NULL, CHECK, another UNIQUE): a row it skipped and that the
+    // search below does not find is inserted again without it, so that the
+    // archive's refusal fails the batch instead of losing the row.
+    Statement insert_or_ignore(adb, "INSERT OR IGNORE " + insert_sql);
+    Statement insert(adb, "INSERT " + insert_sql);
     for (std::size_t r = 0; r < rows.size(); ++r) {
       const auto& values = rows[r].values;
       if (unique_key && !std::holds_alternative<std::monostate>(values[key_pos])) {
-        for (std::size_t i = 0; i < values.size(); ++i) insert.bind(static_cast<int>(i + 1), values[i]);
-        insert.step();
-        insert.reset();
+        for (std::size_t i = 0; i < values.size(); ++i) insert_or_ignore.bind(static_cast<int>(i + 1), values[i]);
+        insert_or_ignore.step();
+        insert_or_ignore.reset();
         if (adb.changes() > 0) continue;  // copied
       }
       find.bind(1, values[key_pos]);

@@ -73,10 +73,10 @@ class SqliteStore {
   bool table_exists(const std::string& table) { return db_->table_exists(table); }
 
   // Rows of the rule in `window` that are not held (and, for anonymize, not
-  // yet anonymised), and those that are held.
+  // yet anonymised), and those that are held; with `with_undated`, also the
+  // rule's rows whose anchor cannot be read (a pass over the whole table).
   Counts count(const Rule& rule, const DayWindow& window, Action action, Place place,
-               const SqliteStore* hold_source);
-  std::int64_t count_undated(const Rule& rule);
+               const SqliteStore* hold_source, bool with_undated);
 
   // The order for acting on `matched` rows of the rule's table (see BatchOrder).
   BatchOrder choose_order(const Rule& rule, std::int64_t matched);

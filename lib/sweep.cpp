@@ -238,8 +238,7 @@ class Sweeper {
       if (auto effects = side_effects_of(s->db(), rule, action)) {
         return Error{ExitCode::unavailable, fmt::format("store '{}' ({}): refused: {}", spec.name, spec.path.string(), *effects)};
       }
-      entry.counts = s->count(rule, task.window, action, task.place, hold_source);
-      if (task.count_undated) entry.counts.undated = s->count_undated(rule);
+      entry.counts = s->count(rule, task.window, action, task.place, hold_source, task.count_undated);
       if (options_.dry_run) return std::nullopt;
 
       SqliteStore* archive = action == Action::archive ? store(task.stage->to, IfMissing::create) : nullptr;
@@ -323,13 +322,16 @@ Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options
   std::optional<SweepLock> lock;
   if (!options.dry_run) {
     // Everything that could stop the audit trail is checked before a store is touched.
+    // The lock comes first: opening the log cuts off a partly written last
+    // line, which in another running sweep's log is a line being written.
+    if (auto made = ensure_private_directory(options.state_dir); !made) return std::unexpected(made.error());
+    auto locked = SweepLock::acquire(options.state_dir);
+    if (!locked) return std::unexpected(locked.error());
+    lock.emplace(std::move(*locked));
     auto opened = AuditLog::open(options.state_dir);
     if (!opened) return std::unexpected(opened.error());
     audit.emplace(std::move(*opened));
     if (audit->warning()) log.warning("{}", *audit->warning());
-    auto locked = SweepLock::acquire(options.state_dir);
-    if (!locked) return std::unexpected(locked.error());
-    lock.emplace(std::move(*locked));
   }
   Sweeper sweeper(policy, options, clock, log, control, audit ? &*audit : nullptr);
   return sweeper.run();
