@@ -1,5 +1,7 @@
 // retentiond: the command line. Parses arguments, wires the real clock and
 // stderr logging, and hands over to one command of the library.
+#include <sys/resource.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -28,6 +30,12 @@ std::filesystem::path default_state_dir() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // No core files: the process holds the hmac key (and would hold store
+  // credentials) in memory, and a core dump would copy them to disk, where
+  // they outlive the process. systemd-coredump honours this limit as well.
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+
   CLI::App app{"retentiond: enforce a data retention schedule over SQLite, PostgreSQL and file stores"};
   app.set_version_flag("--version", std::string("retentiond ") + RETENTIOND_VERSION);
   app.require_subcommand(1, 1);

@@ -26,6 +26,10 @@ std::string errno_text() { return std::strerror(errno); }
 
 // The log's complete lines; `torn` is set when the file ends inside a line.
 Result<std::vector<std::string>> read_lines(const fs::path& path, bool* torn = nullptr) {
+  // A directory opens as a stream, and reading it then throws.
+  if (std::error_code ec; fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {
+    return fail(ExitCode::no_input, fmt::format("cannot read the audit log {}: not a regular file", path.string()));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     if (!fs::exists(path)) return std::vector<std::string>{};
@@ -103,13 +107,15 @@ Result<AuditLog> AuditLog::open(const fs::path& state_dir) {
   AuditLog log;
   log.path_ = audit_log_path(state_dir);
   log.head_path_ = state_dir / "audit.head";
-  bool torn = false;
-  auto lines = read_lines(log.path_, &torn);
-  if (!lines) return std::unexpected(lines.error());
+  // Opened for appending first: a log that cannot be written is exit 73
+  // (cant_create), whatever else is wrong with it.
   log.fd_ = ::open(log.path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log.fd_ < 0) {
     return fail(ExitCode::cant_create, fmt::format("cannot write the audit log {}: {}", log.path_.string(), errno_text()));
   }
+  bool torn = false;
+  auto lines = read_lines(log.path_, &torn);
+  if (!lines) return std::unexpected(lines.error());
   if (torn) {
     // A crash while the last line was written: that entry is still in its
     // store's outbox and is appended again by the sweep's recovery.

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "calendar.hpp"
@@ -555,6 +556,10 @@ Result<std::shared_ptr<const Policy>> load_policy(const fs::path& file, const Lo
     return std::make_shared<const Policy>(loader.load(bytes));
   } catch (const LoadError& e) {
     return fail(ExitCode::config, fmt::format("{}:{}:{}: {}", file.string(), e.at.line, e.at.column, e.message));
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp stops at its depth limit with the message "bad file".
+    return fail(ExitCode::config, fmt::format("{}:{}:{}: the YAML is nested too deeply here (at least {} levels); a policy needs only a few",
+                                              file.string(), e.mark.line + 1, e.mark.column + 1, e.depth() / 2));
   } catch (const YAML::Exception& e) {
     return fail(ExitCode::config, fmt::format("{}:{}:{}: malformed YAML: {}", file.string(), e.mark.line + 1, e.mark.column + 1, e.msg));
   }

@@ -20,6 +20,67 @@ bool changes_other_rows(const std::string& fk_action) {
   return a == "CASCADE" || a == "SET NULL" || a == "SET DEFAULT";
 }
 
+// Archive finds a row in the archive by its key, to tell the copy an
+// interrupted sweep left (same key, same content) from a conflict. A key that
+// several rows share, or a NULL key, cannot tell rows apart: two identical
+// rows would become one in the archive. So archive needs a key that the
+// schema makes unique, and that no row leaves NULL.
+std::optional<std::string> archive_key_problem(sqlite::Database& db, const Rule& rule) {
+  bool without_rowid = false;
+  {
+    sqlite::Statement s(db, "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE");
+    s.bind(1, rule.table);
+    without_rowid = s.step() && s.column_int(0) != 0;
+  }
+  bool found = false, not_null = false;
+  std::string type;
+  std::int64_t pk = 0, pk_columns = 0;
+  sqlite::Statement columns(db, fmt::format("SELECT name, type, \"notnull\", pk FROM pragma_table_info({})",
+                                            sqlite::quote(rule.table)));
+  while (columns.step()) {
+    if (columns.column_int(3) > 0) ++pk_columns;
+    if (same_name(columns.column_text(0), rule.key)) {
+      found = true;
+      type = upper(columns.column_text(1));
+      not_null = columns.column_int(2) != 0;
+      pk = columns.column_int(3);
+    }
+  }
+  if (!found) return std::nullopt;  // a missing column is reported where the rows are read
+  bool sole_primary_key = pk == 1 && pk_columns == 1;
+  if (sole_primary_key && (without_rowid || type == "INTEGER")) return std::nullopt;  // unique and never NULL
+  bool unique = sole_primary_key;
+  sqlite::Statement indexes(db, fmt::format("SELECT name FROM pragma_index_list({}) WHERE \"unique\" AND NOT partial",
+                                            sqlite::quote(rule.table)));
+  while (!unique && indexes.step()) {
+    sqlite::Statement info(db, fmt::format("SELECT name FROM pragma_index_info({})", sqlite::quote(indexes.column_text(0))));
+    int n = 0;
+    bool on_key = false;
+    while (info.step()) {
+      ++n;
+      on_key = !info.column_is_null(0) && same_name(info.column_text(0), rule.key);
+    }
+    unique = n == 1 && on_key;
+  }
+  if (!unique) {
+    return fmt::format("archive moves rows by their key, and column '{}' of table '{}' is not unique (no PRIMARY KEY "
+                       "or UNIQUE index on it alone): two rows with the same key would become one in the archive; "
+                       "name a unique key, or make this one unique",
+                       rule.key, rule.table);
+  }
+  if (!not_null) {
+    sqlite::Statement nulls(db, fmt::format("SELECT count(*) FROM main.{} WHERE {} IS NULL", sqlite::quote(rule.table),
+                                            sqlite::quote(rule.key)));
+    nulls.step();
+    if (auto n = nulls.column_int(0); n > 0) {
+      return fmt::format("{} row(s) of table '{}' have no key ('{}' is NULL): archive could not tell them apart in "
+                         "the archive; give them a key",
+                         n, rule.table, rule.key);
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<std::string> side_effects_of(sqlite::Database& db, const Rule& rule, Action action) {
@@ -65,6 +126,7 @@ std::optional<std::string> side_effects_of(sqlite::Database& db, const Rule& rul
                          triggers.column_text(0), deletes ? "DELETE" : "UPDATE", rule.table);
     }
   }
+  if (action == Action::archive) return archive_key_problem(db, rule);
   return std::nullopt;
 }
 

@@ -1,6 +1,7 @@
 // The sweep's guarantees (CONTRACT.md, "What a sweep guarantees"), each shown
 // on SQLite files built here and swept through run_sweep on a fake clock.
 #include <date/date.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -266,8 +267,8 @@ TEST_CASE("held records are counted and never touched, whatever their age", "[sw
   SECTION("rows in the archive are held by the list in the live store") {
     auto archive = dir / "archive.db";
     exec(db, std::string(kClaimsDdl) + R"(;
-      CREATE TABLE litigation (member TEXT);
-      INSERT INTO litigation VALUES ('M-held');
+      CREATE TABLE litigation (claim_id INTEGER);
+      INSERT INTO litigation VALUES (10);
     )");
     exec(archive, std::string(kClaimsDdl) + R"(;
       INSERT INTO claims (claim_id, member, paid_on) VALUES (10, 'M-held', '1950-01-01'),
@@ -277,9 +278,9 @@ TEST_CASE("held records are counted and never touched, whatever their age", "[sw
   - name: claims
     store: main
     table: claims
-    key: member
+    key: claim_id
     anchor: paid_on
-    hold: { table: litigation, key: member }
+    hold: { table: litigation, key: claim_id }
     stages:
       - { after: 3 years, action: archive, to: archive }
       - { after: 13 years, action: delete }
@@ -517,6 +518,45 @@ TEST_CASE("archiving loses nothing: a resumed move, and conflicts", "[sweep]") {
     CHECK(entry(again.report, "health").counts.conflicts == 1);
     CHECK(entry(again.report, "health").counts.affected == 0);
     CHECK(count_in(db, 2) == 1);
+  }
+
+  SECTION("the same, in an archive table the sweep created") {
+    REQUIRE(sweep.run(*policy, "2026-06-15").code == ExitCode::ok);
+    REQUIRE(query_int(archive, "SELECT count(*) FROM claims") == 3);
+    // Claim 1 is back live as it was (the crash window of a move); claim 2
+    // is back with other content.
+    exec(db, R"(
+      INSERT INTO claims VALUES (1, 'M1', 100, '2020-01-01', x'01');
+      INSERT INTO claims VALUES (2, 'M2', 999, '2020-01-02', NULL);
+    )");
+    auto done = sweep.run(*policy, "2026-06-15");
+    CHECK(done.code == ExitCode::data_error);
+    CHECK(entry(done.report, "health").counts.affected == 1);
+    CHECK(entry(done.report, "health").counts.conflicts == 1);
+    CHECK(count_in(db, 1) == 0);
+    CHECK(count_in(archive, 1) == 1);
+    CHECK(count_in(db, 2) == 1);
+    CHECK(query_int(db, "SELECT amount_cents FROM claims WHERE claim_id = 2") == 999);
+    CHECK(query_int(archive, "SELECT amount_cents FROM claims WHERE claim_id = 2") == 200);
+  }
+
+  SECTION("a row the archive's own constraints refuse stays live") {
+    // The archive's table was made by hand, with a constraint the live
+    // table does not have: claims 1 and 3 are of the same member.
+    exec(archive, R"(
+      CREATE TABLE claims (claim_id INTEGER UNIQUE, member TEXT UNIQUE, amount_cents INTEGER,
+                           paid_on TEXT, scan BLOB);
+    )");
+    exec(db, "UPDATE claims SET member = 'M1' WHERE claim_id = 3");
+    auto done = sweep.run(*policy, "2026-06-15");
+    CHECK(done.code != ExitCode::ok);
+    for (int id : {1, 2, 3}) {
+      INFO("claim " << id);
+      CHECK(count_in(db, id) + count_in(archive, id) >= 1);
+    }
+    CHECK(count_in(db, 3) == 1);
+    CHECK(audit_affected_total(sweep.state_dir()) ==
+          3 - query_int(db, "SELECT count(*) FROM claims"));
   }
 }
 
@@ -880,7 +920,8 @@ TEST_CASE("work goes in batches of batch_size rows, one audit line each", "[swee
   CHECK(query_int(db, "SELECT count(*) FROM ninety_eight") == 0);
 
   std::map<std::string, std::vector<std::int64_t>> batches;
-  std::map<std::string, std::set<std::string>> digests;  // per rule: two tables may share key values
+  std::map<std::string, std::set<std::string>>
+      digests;  // per rule: two tables may share key values
   for (const auto& line : audit_lines(sweep.state_dir())) {
     batches[line.at("rule").get<std::string>()].push_back(line.at("affected").get<std::int64_t>());
     digests[line.at("rule").get<std::string>()].insert(line.at("keys_sha256").get<std::string>());
@@ -1017,6 +1058,63 @@ TEST_CASE("a busy store ends the sweep with 75, loses nothing, and the next swee
   CHECK(query_int(db, "SELECT count(*) FROM claims") == 0);
   CHECK(query_set(archive, "SELECT claim_id FROM claims") == original);
   CHECK(audit_affected_total(sweep.state_dir()) == 20);
+  auto verified = verify_audit_log(sweep.state_dir());
+  REQUIRE(verified.has_value());
+  CHECK(verified->ok);
+}
+
+TEST_CASE("a batch committed but not logged (the state disk full) is logged by the next sweep",
+          "[sweep][audit]") {
+  TempDir dir;
+  auto db = dir / "main.db";
+  exec(db, R"(
+    CREATE TABLE t (id INTEGER PRIMARY KEY, at TEXT);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30)
+      INSERT INTO t (at) SELECT '2000-01-01' FROM n;
+  )");
+  auto policy = write_policy(dir, policy_head(5) + R"(
+  - name: t
+    store: main
+    table: t
+    key: id
+    anchor: at
+    keep_for: 1 year
+    action: delete
+)");
+  Sweep sweep(dir);
+  // After the second batch the audit log's disk is full: its file descriptor
+  // now writes to /dev/full.
+  auto log_path = fs::absolute(audit_log_path(sweep.state_dir()));
+  int batches = 0;
+  bool filled = false;
+  SweepControl control;
+  control.on_batch = [&](const SweepProgress&) {
+    if (++batches != 2) return;
+    for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      if (fs::read_symlink(fd.path(), ec) != log_path) continue;
+      int full = ::open("/dev/full", O_WRONLY | O_CLOEXEC);
+      filled = full >= 0 && ::dup2(full, std::stoi(fd.path().filename().string())) >= 0;
+      if (full >= 0) ::close(full);
+    }
+  };
+  SweepOptions o;
+  o.dry_run = false;
+  o.as_of = day("2026-06-15");
+  o.state_dir = sweep.state_dir();
+  auto cut_short = run_sweep(*policy, o, sweep.clock, sweep.log, control);
+  REQUIRE(filled);
+  REQUIRE(cut_short.has_value());
+  CHECK(cut_short->code != ExitCode::ok);
+  REQUIRE(entry(cut_short->report, "t").error.has_value());
+  auto deleted = 30 - query_int(db, "SELECT count(*) FROM t");
+  CHECK(deleted == 15);  // the third batch committed; its entry could not be written
+  CHECK(audit_affected_total(sweep.state_dir()) < deleted);
+
+  auto next = sweep.run(*policy, "2026-06-15");
+  CHECK(next.code == ExitCode::ok);
+  CHECK(query_int(db, "SELECT count(*) FROM t") == 0);
+  CHECK(audit_affected_total(sweep.state_dir()) == 30);
   auto verified = verify_audit_log(sweep.state_dir());
   REQUIRE(verified.has_value());
   CHECK(verified->ok);
