@@ -165,6 +165,12 @@ class Sweeper {
       return Error{ExitCode::temp_fail, fmt::format("store '{}' ({}) stayed busy past its timeout; nothing was lost, the next sweep resumes: {}",
                                                     spec.name, spec.path.string(), e.what())};
     }
+    if (e.corrupt()) {
+      return Error{ExitCode::unavailable,
+                   fmt::format("store '{}' ({}) is not a database or its file is malformed; nothing was changed in it "
+                               "(check it with: sqlite3 {} 'PRAGMA integrity_check')",
+                               spec.name, spec.path.string(), spec.path.string())};
+    }
     return Error{ExitCode::unavailable, fmt::format("store '{}' ({}): {}", spec.name, spec.path.string(), e.what())};
   }
 
