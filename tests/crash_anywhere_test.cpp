@@ -585,7 +585,7 @@ TEST_CASE("a sweep killed at any instant loses no row and its audit log accounts
     // Typical time between two audit appends (two batches), learnt as it goes.
     double batch_ms = 10;
     int kills = 0;
-    for (int attempt = 0; kills < kills_per_phase[ph] && attempt < 4 * kills_per_phase[ph];
+    for (int attempt = 0; kills < kills_per_phase[ph] && attempt < 20 * kills_per_phase[ph];
          ++attempt) {
       // Where the kill lands: mostly after a random number of the batches
       // left (about an equal share of the phase's work between two kills),
