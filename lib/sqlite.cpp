@@ -28,7 +28,9 @@ bool SqliteError::corrupt() const {
 
 Database::Database(const std::filesystem::path& path, OpenMode mode, std::chrono::milliseconds busy_timeout)
     : path_(path) {
-  int flags = SQLITE_OPEN_NOMUTEX;
+  // URI filenames: the archive stage attaches the live store's hold list as
+  // "file:...?mode=ro". Store paths are absolute, so none reads as a URI.
+  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
   switch (mode) {
     case OpenMode::read_only: flags |= SQLITE_OPEN_READONLY; break;
     case OpenMode::read_write: flags |= SQLITE_OPEN_READWRITE; break;
