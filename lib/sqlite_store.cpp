@@ -424,7 +424,21 @@ std::int64_t SqliteStore::act_on_batch_range(const std::string& statement_head, 
   for (const auto& v : sel.binds) s.bind(i++, v);
   for (const auto& v : range_binds) s.bind(i++, v);
   s.step();
-  return db_->changes();
+  auto changed = db_->changes();
+  if (changed != static_cast<std::int64_t>(rows.size())) {
+    // Never expected inside the batch's own transaction; the caller's
+    // transaction rolls back when this propagates.
+    throw sqlite::SqliteError(1, fmt::format("a batch of {} rows changed {} instead; rolled back", rows.size(), changed));
+  }
+  return changed;
+}
+
+void SqliteStore::record_batch(BatchResult& result, AuditEntry entry, Sha256& digest) {
+  if (result.affected == 0) return;
+  entry.affected = result.affected;
+  entry.keys_sha256 = digest.hex();
+  write_outbox(entry);
+  result.entry = std::move(entry);
 }
 
 BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window, Place place, int limit,
@@ -441,16 +455,9 @@ BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window,
   if (!rows.empty()) {
     result.affected = act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {}, rows,
                                          cursor.order);
-    if (result.affected != static_cast<std::int64_t>(rows.size())) {
-      throw sqlite::SqliteError(1, fmt::format("a batch of {} rows of {} deleted {}; rolled back", rows.size(), rule.table,
-                                               result.affected));
-    }
     Sha256 digest;
     for (const auto& row : rows) digest.update(key_text(row.values[0]) + "\n");
-    entry.affected = result.affected;
-    entry.keys_sha256 = digest.hex();
-    write_outbox(entry);
-    result.entry = std::move(entry);
+    record_batch(result, std::move(entry), digest);
   }
   tx.commit();
   result.write_lock_held = held_since(lock_taken);
@@ -496,19 +503,10 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
   if (!rows.empty()) {
     result.affected = act_on_batch_range(fmt::format("UPDATE {} SET {}", table_clause(sel, cursor.order), fmt::join(sets, ", ")), sel,
                                          set_binds, rows, cursor.order);
-    if (result.affected != static_cast<std::int64_t>(rows.size())) {
-      throw sqlite::SqliteError(1, fmt::format("a batch of {} rows of {} anonymised {}; rolled back", rows.size(),
-                                               rule.table, result.affected));
-    }
     for (const auto& row : rows) digest.update(key_text(row.values[0]) + "\n");
   }
   result.more = static_cast<int>(rows.size()) == limit;
-  if (result.affected > 0) {
-    entry.affected = result.affected;
-    entry.keys_sha256 = digest.hex();
-    write_outbox(entry);
-    result.entry = std::move(entry);
-  }
+  record_batch(result, std::move(entry), digest);
   tx.commit();
   result.write_lock_held = held_since(lock_taken);
   return result;
@@ -606,10 +604,6 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
   if (result.conflicts == 0) {
     result.affected = act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {}, rows,
                                          cursor.order);
-    if (result.affected != static_cast<std::int64_t>(rows.size())) {
-      throw sqlite::SqliteError(1, fmt::format("a batch of {} archived rows of {} deleted {}; rolled back", rows.size(),
-                                               rule.table, result.affected));
-    }
     for (const auto& row : rows) digest.update(key_text(row.values[key_pos]) + "\n");
   } else {
     // Conflicting rows stay: delete the others one by one.
@@ -625,12 +619,7 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
       }
     }
   }
-  if (result.affected > 0) {
-    entry.affected = result.affected;
-    entry.keys_sha256 = digest.hex();
-    write_outbox(entry);
-    result.entry = std::move(entry);
-  }
+  record_batch(result, std::move(entry), digest);
   live_tx.commit();
   result.write_lock_held = held_since(lock_taken);
   return result;

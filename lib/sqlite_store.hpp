@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "audit_log.hpp"
+#include "digest.hpp"
 #include "calendar.hpp"
 #include "policy.hpp"
 #include "report.hpp"
@@ -114,6 +115,9 @@ class SqliteStore {
                                   const std::vector<sqlite::Value>& head_binds, const std::vector<Row>& rows,
                                   BatchOrder order);
   void write_outbox(const AuditEntry& entry);
+  // Fills in the batch's audit entry and writes it to the outbox, when the
+  // batch changed anything. REQUIRES: inside the batch's transaction.
+  void record_batch(BatchResult& result, AuditEntry entry, Sha256& digest);
   std::string ident_of(const Rule& rule);
 
   StoreSpec spec_;
