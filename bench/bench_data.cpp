@@ -4,13 +4,13 @@
 //   chronological  rows appended around their payment date (the usual case)
 //   random         payment dates in random row order
 // About 80 % of the rows are past the 3-year period at the as-of day.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <string>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "calendar.hpp"
 #include "mgen_demo.hpp"
@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   std::string as_of_text = "2026-06-15";
   app.add_option("--out", out, "database file to create")->required();
   app.add_option("--rows", rows, "number of rows")->capture_default_str();
-  app.add_option("--layout", layout, "chronological or random")->check(CLI::IsMember({"chronological", "random"}));
+  app.add_option("--layout", layout, "chronological or random")
+      ->check(CLI::IsMember({"chronological", "random"}));
   app.add_option("--seed", seed, "seed")->capture_default_str();
   app.add_option("--as-of", as_of_text, "the day the benchmark sweeps at")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -43,7 +44,8 @@ int main(int argc, char** argv) {
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = OFF");  // a scratch file: durability does not matter here
   db.exec(
-      "CREATE TABLE claims (claim_id INTEGER PRIMARY KEY, member_id INTEGER NOT NULL, paid_on TEXT, "
+      "CREATE TABLE claims (claim_id INTEGER PRIMARY KEY, member_id INTEGER NOT NULL, paid_on "
+      "TEXT, "
       "amount_cents INTEGER, act_code TEXT, visitor_id TEXT, note TEXT, coded_at TEXT)");
 
   // Payment dates over 15 years back from as-of: 3 years live of 15 leaves
@@ -54,9 +56,10 @@ int main(int argc, char** argv) {
   constexpr std::int64_t kPerTransaction = 50'000;
   for (std::int64_t i = 0; i < rows; ++i) {
     if (i % kPerTransaction == 0) db.exec(i == 0 ? "BEGIN" : "COMMIT; BEGIN");
-    std::int64_t back = layout == "chronological"
-                            ? span_days - 1 - (i * span_days) / rows  // oldest first, as an application appends
-                            : static_cast<std::int64_t>(rng.below(span_days));
+    std::int64_t back =
+        layout == "chronological"
+            ? span_days - 1 - (i * span_days) / rows  // oldest first, as an application appends
+            : static_cast<std::int64_t>(rng.below(span_days));
     Day paid = *as_of - date::days{back};
     insert.bind(1, i + 1);
     insert.bind(2, static_cast<std::int64_t>(rng.below(2'000'000)));
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
   db.exec("COMMIT");
   db.exec("CREATE INDEX claims_paid_on ON claims (paid_on)");
   db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  std::printf("%s: %lld rows, %s layout\n", out.c_str(), static_cast<long long>(rows), layout.c_str());
+  std::printf("%s: %lld rows, %s layout\n", out.c_str(), static_cast<long long>(rows),
+              layout.c_str());
   return 0;
 }

@@ -2,11 +2,10 @@
 // stderr logging, and hands over to one command of the library.
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "commands.hpp"
 #include "notifier.hpp"
@@ -36,7 +35,8 @@ int main(int argc, char** argv) {
   const rlimit no_core{0, 0};
   ::setrlimit(RLIMIT_CORE, &no_core);
 
-  CLI::App app{"retentiond: enforce a data retention schedule over SQLite, PostgreSQL and file stores"};
+  CLI::App app{
+      "retentiond: enforce a data retention schedule over SQLite, PostgreSQL and file stores"};
   app.set_version_flag("--version", std::string("retentiond ") + RETENTIOND_VERSION);
   app.require_subcommand(1, 1);
   app.fallthrough();
@@ -48,40 +48,51 @@ int main(int argc, char** argv) {
   }
   std::string log_level = "info";
   app.add_option("-c,--config", global.config, "policy file")->capture_default_str();
-  app.add_option("--state-dir", global.state_dir, "state directory (audit log, last run)")->capture_default_str();
+  app.add_option("--state-dir", global.state_dir, "state directory (audit log, last run)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, notice, warning or error")
       ->check(CLI::IsMember({"debug", "info", "notice", "warning", "error"}))
       ->capture_default_str();
 
-  const std::map<std::string, Format> report_formats{{"text", Format::text}, {"json", Format::json}};
+  const std::map<std::string, Format> report_formats{{"text", Format::text},
+                                                     {"json", Format::json}};
   const std::map<std::string, Format> sweep_formats{
       {"text", Format::text}, {"json", Format::json}, {"html", Format::html}};
 
   CheckOptions check;
-  auto* check_cmd = app.add_subcommand("check", "validate the policy and that every store, table and column exists; changes nothing");
+  auto* check_cmd = app.add_subcommand(
+      "check",
+      "validate the policy and that every store, table and column exists; changes nothing");
   check_cmd->add_option("--format", check.format, "text or json")
       ->transform(CLI::CheckedTransformer(report_formats, CLI::ignore_case));
 
   auto add_sweep_options = [&](CLI::App* cmd, SweepCommandOptions& o) {
-    cmd->add_option("--rule", o.rules, "only the named rule (repeatable)")->take_last()->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    cmd->add_option("--as-of", o.as_of, "evaluate as if today were DATE (YYYY-MM-DD) in the policy's time zone");
+    cmd->add_option("--rule", o.rules, "only the named rule (repeatable)")
+        ->take_last()
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    cmd->add_option("--as-of", o.as_of,
+                    "evaluate as if today were DATE (YYYY-MM-DD) in the policy's time zone");
     cmd->add_option("--format", o.format, "text, json, or html (the auditor's report)")
         ->transform(CLI::CheckedTransformer(sweep_formats, CLI::ignore_case));
   };
   SweepCommandOptions sweep;
   auto* sweep_cmd = app.add_subcommand("sweep", "one sweep now, then exit");
-  sweep_cmd->add_flag("--dry-run", sweep.dry_run, "only plan: open stores read-only and change nothing");
+  sweep_cmd->add_flag("--dry-run", sweep.dry_run,
+                      "only plan: open stores read-only and change nothing");
   add_sweep_options(sweep_cmd, sweep);
 
   SweepCommandOptions plan;
   plan.dry_run = true;
-  auto* plan_cmd = app.add_subcommand("plan", "what a sweep would do (the same as sweep --dry-run)");
+  auto* plan_cmd =
+      app.add_subcommand("plan", "what a sweep would do (the same as sweep --dry-run)");
   add_sweep_options(plan_cmd, plan);
 
   RunOptions run;
   auto* run_cmd = app.add_subcommand(
-      "run", "the daemon, in the foreground (systemd Type=notify): sweeps on the policy's "
-             "schedule, on SIGUSR1; SIGHUP reloads the policy");
+      "run",
+      "the daemon, in the foreground (systemd Type=notify): sweeps on the policy's "
+      "schedule, on SIGUSR1; SIGHUP reloads the policy");
   run_cmd->add_flag("--dry-run", run.dry_run,
                     "shadow mode: only plan, and write each plan's report to the state directory");
   run_cmd
@@ -91,7 +102,8 @@ int main(int argc, char** argv) {
 
   auto* audit_cmd = app.add_subcommand("audit", "the audit log");
   audit_cmd->require_subcommand(1, 1);
-  auto* verify_cmd = audit_cmd->add_subcommand("verify", "check the audit log's hash chain end to end");
+  auto* verify_cmd =
+      audit_cmd->add_subcommand("verify", "check the audit log's hash chain end to end");
   AuditShowOptions show;
   auto* show_cmd = audit_cmd->add_subcommand("show", "print audit entries (JSON lines)");
   show_cmd->add_option("--rule", show.rule, "only entries of this rule");
@@ -106,7 +118,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "retentiond: " << e.what() << "\nRun 'retentiond --help' or 'retentiond COMMAND --help' for usage.\n";
+    std::cerr << "retentiond: " << e.what()
+              << "\nRun 'retentiond --help' or 'retentiond COMMAND --help' for usage.\n";
     return kUsage;
   }
 

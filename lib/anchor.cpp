@@ -31,9 +31,12 @@ std::optional<Day> date_prefix(std::string_view s) {
 
 std::string_view to_string(AnchorFormat format) {
   switch (format) {
-    case AnchorFormat::date: return "date";
-    case AnchorFormat::datetime: return "datetime";
-    case AnchorFormat::unixepoch: return "unixepoch";
+    case AnchorFormat::date:
+      return "date";
+    case AnchorFormat::datetime:
+      return "datetime";
+    case AnchorFormat::unixepoch:
+      return "unixepoch";
   }
   return "?";
 }

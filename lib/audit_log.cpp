@@ -1,6 +1,7 @@
 #include "audit_log.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "digest.hpp"
 #include "files.hpp"
@@ -28,7 +27,8 @@ std::string errno_text() { return std::strerror(errno); }
 Result<std::vector<std::string>> read_lines(const fs::path& path, bool* torn = nullptr) {
   // A directory opens as a stream, and reading it then throws.
   if (std::error_code ec; fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {
-    return fail(ExitCode::no_input, fmt::format("cannot read the audit log {}: not a regular file", path.string()));
+    return fail(ExitCode::no_input,
+                fmt::format("cannot read the audit log {}: not a regular file", path.string()));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -59,8 +59,8 @@ json chained_line(const AuditEntry& e, std::int64_t seq, const std::string& prev
 
 // Field order as an auditor reads it; the hash does not depend on it.
 std::string dump_in_order(const json& line, const std::string& hash) {
-  static const char* kOrder[] = {"seq", "time", "rule", "stage", "action", "store", "table",
-                                 "as_of", "cutoff", "affected", "keys_sha256", "prev"};
+  static const char* kOrder[] = {"seq",   "time",  "rule",   "stage",    "action",      "store",
+                                 "table", "as_of", "cutoff", "affected", "keys_sha256", "prev"};
   nlohmann::ordered_json out;
   for (const char* k : kOrder) out[k] = line.at(k);
   out["hash"] = hash;
@@ -72,8 +72,10 @@ std::string dump_in_order(const json& line, const std::string& hash) {
 fs::path audit_log_path(const fs::path& state_dir) { return state_dir / "audit.jsonl"; }
 
 json AuditEntry::to_json() const {
-  return json{{"time", time},       {"rule", rule},     {"stage", stage},       {"action", action},
-              {"store", store},     {"table", table},   {"as_of", as_of},       {"cutoff", cutoff},
+  return json{{"time", time},         {"rule", rule},
+              {"stage", stage},       {"action", action},
+              {"store", store},       {"table", table},
+              {"as_of", as_of},       {"cutoff", cutoff},
               {"affected", affected}, {"keys_sha256", keys_sha256}};
 }
 
@@ -111,7 +113,8 @@ Result<AuditLog> AuditLog::open(const fs::path& state_dir) {
   // (cant_create), whatever else is wrong with it.
   log.fd_ = ::open(log.path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log.fd_ < 0) {
-    return fail(ExitCode::cant_create, fmt::format("cannot write the audit log {}: {}", log.path_.string(), errno_text()));
+    return fail(ExitCode::cant_create,
+                fmt::format("cannot write the audit log {}: {}", log.path_.string(), errno_text()));
   }
   bool torn = false;
   auto lines = read_lines(log.path_, &torn);
@@ -122,12 +125,14 @@ Result<AuditLog> AuditLog::open(const fs::path& state_dir) {
     std::uintmax_t keep = 0;
     for (const auto& l : *lines) keep += l.size() + 1;
     if (::ftruncate(log.fd_, static_cast<off_t>(keep)) != 0) {
-      return fail(ExitCode::cant_create, fmt::format("cannot repair the audit log {}: {}", log.path_.string(), errno_text()));
+      return fail(ExitCode::cant_create, fmt::format("cannot repair the audit log {}: {}",
+                                                     log.path_.string(), errno_text()));
     }
     ::fsync(log.fd_);
-    log.warning_ = fmt::format("the audit log {} ended in a partly written line (a crash while writing it); "
-                               "that line was removed and its entry is written again from the store",
-                               log.path_.string());
+    log.warning_ = fmt::format(
+        "the audit log {} ended in a partly written line (a crash while writing it); "
+        "that line was removed and its entry is written again from the store",
+        log.path_.string());
   }
   log.last_hash_ = kGenesis;
   if (!lines->empty()) {
@@ -136,7 +141,8 @@ Result<AuditLog> AuditLog::open(const fs::path& state_dir) {
       log.last_seq_ = last.at("seq").get<std::int64_t>();
       log.last_hash_ = last.at("hash").get<std::string>();
     } catch (const json::exception&) {
-      return fail(ExitCode::data_error, fmt::format("the last line ({}) of the audit log {} is not an audit entry; run 'retentiond audit verify'",
+      return fail(ExitCode::data_error, fmt::format("the last line ({}) of the audit log {} is not "
+                                                    "an audit entry; run 'retentiond audit verify'",
                                                     lines->size(), log.path_.string()));
     }
   }
@@ -167,7 +173,8 @@ Result<std::int64_t> AuditLog::append(const AuditEntry& entry) {
     ssize_t n = ::write(fd_, text.data() + written, text.size() - written);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail(ExitCode::cant_create, fmt::format("cannot append to the audit log {}: {}", path_.string(), errno_text()));
+      return fail(ExitCode::cant_create, fmt::format("cannot append to the audit log {}: {}",
+                                                     path_.string(), errno_text()));
     }
     written += static_cast<std::size_t>(n);
   }
@@ -178,12 +185,14 @@ Result<std::int64_t> AuditLog::append(const AuditEntry& entry) {
 
 Result<void> AuditLog::sync() {
   if (::fsync(fd_) != 0) {
-    return fail(ExitCode::cant_create, fmt::format("cannot sync the audit log {}: {}", path_.string(), errno_text()));
+    return fail(ExitCode::cant_create,
+                fmt::format("cannot sync the audit log {}: {}", path_.string(), errno_text()));
   }
   if (last_seq_ == 0) return {};
   // The head lets verify notice removed last lines. It may lag behind the log
   // after a crash, which verify accepts; it is never ahead.
-  return write_file_atomically(head_path_, json{{"seq", last_seq_}, {"hash", last_hash_}}.dump() + "\n", 0600);
+  return write_file_atomically(head_path_,
+                               json{{"seq", last_seq_}, {"hash", last_hash_}}.dump() + "\n", 0600);
 }
 
 std::string AuditLog::entry_key(const AuditEntry& entry) { return entry.to_json().dump(); }
@@ -209,8 +218,9 @@ Result<VerifyResult> verify_audit_log(const fs::path& state_dir) {
     if (fs::exists(state_dir / "audit.head")) {
       // Entries were written here once: a missing log was removed.
       result.ok = false;
-      result.message = fmt::format("{}:1: missing: the audit log is gone but {} records that entries were written",
-                                   path.string(), (state_dir / "audit.head").string());
+      result.message = fmt::format(
+          "{}:1: missing: the audit log is gone but {} records that entries were written",
+          path.string(), (state_dir / "audit.head").string());
     }
     return result;  // no sweep has changed anything yet: an empty chain
   }
@@ -233,24 +243,29 @@ Result<VerifyResult> verify_audit_log(const fs::path& state_dir) {
     } catch (const json::exception&) {
       return bad("not a JSON audit entry (edited or damaged)");
     }
-    if (!line.is_object() || !line.contains("hash") || !line["hash"].is_string() || !line.contains("prev") ||
-        !line["prev"].is_string() || !line.contains("seq") || !AuditEntry::from_json(line)) {
+    if (!line.is_object() || !line.contains("hash") || !line["hash"].is_string() ||
+        !line.contains("prev") || !line["prev"].is_string() || !line.contains("seq") ||
+        !AuditEntry::from_json(line)) {
       return bad("fields are missing (edited or damaged)");
     }
     if (audit_line_hash(line) != line["hash"].get<std::string>()) {
       return bad("its content does not match its hash (the line was edited)");
     }
     if (line["prev"].get<std::string>() != prev) {
-      return bad("it does not follow the line before it (a line before it was removed or the lines were reordered)");
+      return bad(
+          "it does not follow the line before it (a line before it was removed or the lines were "
+          "reordered)");
     }
     if (!line["seq"].is_number_integer() || line["seq"].get<std::int64_t>() != line_no) {
-      return bad(fmt::format("its seq is {} where {} was expected (lines removed or reordered)", line["seq"].dump(), line_no));
+      return bad(fmt::format("its seq is {} where {} was expected (lines removed or reordered)",
+                             line["seq"].dump(), line_no));
     }
     prev = line["hash"].get<std::string>();
   }
   if (torn) {
     ++line_no;
-    return bad("the last line is cut off (a crash while it was written; the next sweep repairs it)");
+    return bad(
+        "the last line is cut off (a crash while it was written; the next sweep repairs it)");
   }
   // The head, written after every append, knows how long the log was.
   std::ifstream head_in(state_dir / "audit.head");
@@ -260,17 +275,21 @@ Result<VerifyResult> verify_audit_log(const fs::path& state_dir) {
       auto seq = head.at("seq").get<std::int64_t>();
       if (seq > line_no) {
         result.ok = false;
-        result.message = fmt::format("{}:{}: missing: the log ends at line {} but entry {} was written (the last lines were removed)",
-                                     path.string(), line_no + 1, line_no, seq);
+        result.message = fmt::format(
+            "{}:{}: missing: the log ends at line {} but entry {} was written (the last lines were "
+            "removed)",
+            path.string(), line_no + 1, line_no, seq);
         return result;
       }
-      if (seq >= 1 && (*lines)[static_cast<std::size_t>(seq - 1)].find(head.at("hash").get<std::string>()) == std::string::npos) {
+      if (seq >= 1 && (*lines)[static_cast<std::size_t>(seq - 1)].find(
+                          head.at("hash").get<std::string>()) == std::string::npos) {
         line_no = seq;
         return bad("it is not the entry that was written with this seq (lines were replaced)");
       }
     } catch (const json::exception&) {
       result.ok = false;
-      result.message = fmt::format("{}: the head file {} is damaged", path.string(), (state_dir / "audit.head").string());
+      result.message = fmt::format("{}: the head file {} is damaged", path.string(),
+                                   (state_dir / "audit.head").string());
       return result;
     }
   }
@@ -278,7 +297,8 @@ Result<VerifyResult> verify_audit_log(const fs::path& state_dir) {
   return result;
 }
 
-Result<std::vector<nlohmann::ordered_json>> read_audit_log(const fs::path& state_dir, const AuditFilter& filter) {
+Result<std::vector<nlohmann::ordered_json>> read_audit_log(const fs::path& state_dir,
+                                                           const AuditFilter& filter) {
   auto lines = read_lines(audit_log_path(state_dir));
   if (!lines) return std::unexpected(lines.error());
   std::vector<nlohmann::ordered_json> out;

@@ -14,13 +14,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "error.hpp"
 
@@ -101,7 +100,7 @@ struct AuditFilter {
 
 // The log's lines (as parsed JSON, fields in their order) that pass the filter.
 Result<std::vector<nlohmann::ordered_json>> read_audit_log(const std::filesystem::path& state_dir,
-                                                   const AuditFilter& filter);
+                                                           const AuditFilter& filter);
 
 std::filesystem::path audit_log_path(const std::filesystem::path& state_dir);
 

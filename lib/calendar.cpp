@@ -35,7 +35,8 @@ std::chrono::sys_seconds start_of_local_day(Day day, const time_zone& zone) {
   local_seconds midnight{day.time_since_epoch()};
   auto info = zone.get_info(midnight);
   switch (info.result) {
-    case local_info::unique: return std::chrono::sys_seconds{midnight.time_since_epoch() - info.first.offset};
+    case local_info::unique:
+      return std::chrono::sys_seconds{midnight.time_since_epoch() - info.first.offset};
     case local_info::ambiguous:  // the earlier of the two midnights
       return std::chrono::sys_seconds{midnight.time_since_epoch() - info.first.offset};
     case local_info::nonexistent:

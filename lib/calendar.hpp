@@ -2,10 +2,10 @@
 // selects every record already past its period on a given day.
 #pragma once
 
-#include <chrono>
-
 #include <date/date.h>
 #include <date/tz.h>
+
+#include <chrono>
 
 #include "period.hpp"
 

@@ -1,9 +1,9 @@
 #include "commands.hpp"
 
-#include <ostream>
-
 #include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
+#include <ostream>
 
 #include "audit_log.hpp"
 #include "check.hpp"
@@ -46,7 +46,8 @@ int run_check(const GlobalOptions& global, const CheckOptions& options, Io& io) 
     j["stores"] = p.stores.size();
     auto findings = [](const std::vector<CheckFinding>& list) {
       auto arr = nlohmann::json::array();
-      for (const auto& f : list) arr.push_back({{"store", f.store}, {"table", f.table}, {"message", f.message}});
+      for (const auto& f : list)
+        arr.push_back({{"store", f.store}, {"table", f.table}, {"message", f.message}});
       return arr;
     };
     j["warnings"] = findings(report->warnings);
@@ -55,8 +56,9 @@ int run_check(const GlobalOptions& global, const CheckOptions& options, Io& io) 
   } else {
     for (const auto& w : report->warnings) io.log.warning("{}", w.message);
     for (const auto& n : report->notes) io.out << "note: " << n.message << '\n';
-    io.out << p.file.string() << ": policy valid: " << p.rules.size() << " rules over " << p.stores.size()
-           << " stores, time zone " << p.timezone << "; every table and column found\n";
+    io.out << p.file.string() << ": policy valid: " << p.rules.size() << " rules over "
+           << p.stores.size() << " stores, time zone " << p.timezone
+           << "; every table and column found\n";
   }
   return 0;
 }
@@ -65,7 +67,9 @@ int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& op
   std::optional<Day> as_of;
   if (options.as_of) {
     as_of = parse_date_text(*options.as_of);
-    if (!as_of) return usage_error(io, fmt::format("--as-of '{}' is not a date; accepted: YYYY-MM-DD", *options.as_of));
+    if (!as_of)
+      return usage_error(
+          io, fmt::format("--as-of '{}' is not a date; accepted: YYYY-MM-DD", *options.as_of));
   }
   auto loaded = load(global);
   if (!loaded) return exit_with(loaded.error(), io);
@@ -74,7 +78,8 @@ int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& op
     if (!policy.find_rule(name)) {
       std::vector<std::string> names;
       for (const auto& r : policy.rules) names.push_back(r.name);
-      return usage_error(io, fmt::format("--rule {}: the policy has no such rule; its rules: {}", name, fmt::join(names, ", ")));
+      return usage_error(io, fmt::format("--rule {}: the policy has no such rule; its rules: {}",
+                                         name, fmt::join(names, ", ")));
     }
   }
   SweepOptions sweep;
@@ -104,13 +109,15 @@ int run_audit_verify(const GlobalOptions& global, Io& io) {
     io.log.error("audit log broken: {}", result->message);
     return static_cast<int>(ExitCode::data_error);
   }
-  io.out << fmt::format("{}: {} entries, hash chain intact\n", audit_log_path(global.state_dir).string(), result->lines);
+  io.out << fmt::format("{}: {} entries, hash chain intact\n",
+                        audit_log_path(global.state_dir).string(), result->lines);
   return 0;
 }
 
 int run_audit_show(const GlobalOptions& global, const AuditShowOptions& options, Io& io) {
   if (options.since && !parse_date_text(*options.since)) {
-    return usage_error(io, fmt::format("--since '{}' is not a date; accepted: YYYY-MM-DD", *options.since));
+    return usage_error(
+        io, fmt::format("--since '{}' is not a date; accepted: YYYY-MM-DD", *options.since));
   }
   auto lines = read_audit_log(global.state_dir, AuditFilter{options.rule, options.since});
   if (!lines) return exit_with(lines.error(), io);

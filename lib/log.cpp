@@ -36,7 +36,9 @@ void Logger::log(LogLevel level, std::string_view message) {
   if (journal_) {
     out_ << '<' << static_cast<int>(level) << '>' << message << '\n';
   } else {
-    std::string_view tag = level == LogLevel::error ? "error: " : level == LogLevel::warning ? "warning: " : "";
+    std::string_view tag = level == LogLevel::error     ? "error: "
+                           : level == LogLevel::warning ? "warning: "
+                                                        : "";
     out_ << "retentiond: " << tag << message << '\n';
   }
   out_.flush();

@@ -3,13 +3,13 @@
 // priority; elsewhere lines are plain.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <iosfwd>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 namespace retentiond {
 
@@ -27,13 +27,21 @@ class Logger {
 
   void log(LogLevel level, std::string_view message);
   template <class... Args>
-  void debug(fmt::format_string<Args...> f, Args&&... a) { log(LogLevel::debug, fmt::format(f, std::forward<Args>(a)...)); }
+  void debug(fmt::format_string<Args...> f, Args&&... a) {
+    log(LogLevel::debug, fmt::format(f, std::forward<Args>(a)...));
+  }
   template <class... Args>
-  void info(fmt::format_string<Args...> f, Args&&... a) { log(LogLevel::info, fmt::format(f, std::forward<Args>(a)...)); }
+  void info(fmt::format_string<Args...> f, Args&&... a) {
+    log(LogLevel::info, fmt::format(f, std::forward<Args>(a)...));
+  }
   template <class... Args>
-  void warning(fmt::format_string<Args...> f, Args&&... a) { log(LogLevel::warning, fmt::format(f, std::forward<Args>(a)...)); }
+  void warning(fmt::format_string<Args...> f, Args&&... a) {
+    log(LogLevel::warning, fmt::format(f, std::forward<Args>(a)...));
+  }
   template <class... Args>
-  void error(fmt::format_string<Args...> f, Args&&... a) { log(LogLevel::error, fmt::format(f, std::forward<Args>(a)...)); }
+  void error(fmt::format_string<Args...> f, Args&&... a) {
+    log(LogLevel::error, fmt::format(f, std::forward<Args>(a)...));
+  }
 
  private:
   std::ostream& out_;

@@ -1,9 +1,9 @@
 #include "period.hpp"
 
-#include <charconv>
-#include <cctype>
-
 #include <fmt/format.h>
+
+#include <cctype>
+#include <charconv>
 
 namespace retentiond {
 namespace {
@@ -22,11 +22,20 @@ std::unexpected<std::string> refuse(std::string_view text, std::string_view why)
 
 bool add_unit(Period& p, char unit, long n) {
   switch (unit) {
-    case 'Y': p.years += static_cast<int>(n); return true;
-    case 'M': p.months += static_cast<int>(n); return true;
-    case 'W': p.days += static_cast<int>(n * 7); return true;
-    case 'D': p.days += static_cast<int>(n); return true;
-    default: return false;
+    case 'Y':
+      p.years += static_cast<int>(n);
+      return true;
+    case 'M':
+      p.months += static_cast<int>(n);
+      return true;
+    case 'W':
+      p.days += static_cast<int>(n * 7);
+      return true;
+    case 'D':
+      p.days += static_cast<int>(n);
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -43,7 +52,8 @@ std::expected<Period, std::string> parse_iso(std::string_view text) {
   while (!rest.empty()) {
     if (rest.front() == 'T') return refuse(text, "hours, minutes and seconds are not accepted");
     // from_chars reads a '-': "P-5Y" would otherwise be a negative period.
-    if (rest.front() == '-' || rest.front() == '+') return refuse(text, "it must be a positive whole number");
+    if (rest.front() == '-' || rest.front() == '+')
+      return refuse(text, "it must be a positive whole number");
     long n = 0;
     auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), n);
     if (ec == std::errc::result_out_of_range) return refuse(text, "the number is too large");
@@ -52,7 +62,8 @@ std::expected<Period, std::string> parse_iso(std::string_view text) {
     if (rest.empty()) return refuse(text, "a number without a unit");
     char unit = rest.front();
     auto pos = order.find(unit, next_unit);
-    if (pos == std::string_view::npos) return refuse(text, fmt::format("unknown or misplaced unit '{}'", unit));
+    if (pos == std::string_view::npos)
+      return refuse(text, fmt::format("unknown or misplaced unit '{}'", unit));
     next_unit = pos + 1;
     rest.remove_prefix(1);
     if (n > kMaxYears * 366) return refuse(text, "longer than 1000 years");
@@ -81,22 +92,29 @@ std::expected<Period, std::string> parse_period(std::string_view text) {
     if (!iso) return iso;
     p = *iso;
   } else {
-    if (t.front() == '-' || t.front() == '+') return refuse(text, "it must be a positive whole number");
+    if (t.front() == '-' || t.front() == '+')
+      return refuse(text, "it must be a positive whole number");
     long n = 0;
     auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
     if (ec == std::errc::result_out_of_range) return refuse(text, "the number is too large");
-    if (ec != std::errc() || ptr == t.data()) return refuse(text, "it does not start with a number");
+    if (ec != std::errc() || ptr == t.data())
+      return refuse(text, "it does not start with a number");
     std::string_view unit(ptr, static_cast<std::size_t>(t.data() + t.size() - ptr));
     while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
     if (unit.empty()) return refuse(text, "a number without a unit");
     if (n > kMaxYears * 366) return refuse(text, "longer than 1000 years");
     std::string u = lower(unit);
     char code = 0;
-    if (u == "day" || u == "days") code = 'D';
-    else if (u == "week" || u == "weeks") code = 'W';
-    else if (u == "month" || u == "months") code = 'M';
-    else if (u == "year" || u == "years") code = 'Y';
-    else return refuse(text, fmt::format("unknown unit '{}'", unit));
+    if (u == "day" || u == "days")
+      code = 'D';
+    else if (u == "week" || u == "weeks")
+      code = 'W';
+    else if (u == "month" || u == "months")
+      code = 'M';
+    else if (u == "year" || u == "years")
+      code = 'Y';
+    else
+      return refuse(text, fmt::format("unknown unit '{}'", unit));
     add_unit(p, code, n);
   }
   if (p == Period{}) return refuse(text, "it is zero");

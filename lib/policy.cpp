@@ -6,18 +6,24 @@ namespace retentiond {
 
 std::string_view to_string(StoreKind kind) {
   switch (kind) {
-    case StoreKind::sqlite: return "sqlite";
-    case StoreKind::postgresql: return "postgresql";
-    case StoreKind::files: return "files";
+    case StoreKind::sqlite:
+      return "sqlite";
+    case StoreKind::postgresql:
+      return "postgresql";
+    case StoreKind::files:
+      return "files";
   }
   return "?";
 }
 
 std::string_view to_string(Action action) {
   switch (action) {
-    case Action::erase: return "delete";
-    case Action::archive: return "archive";
-    case Action::anonymize: return "anonymize";
+    case Action::erase:
+      return "delete";
+    case Action::archive:
+      return "archive";
+    case Action::anonymize:
+      return "anonymize";
   }
   return "?";
 }
@@ -25,12 +31,18 @@ std::string_view to_string(Action action) {
 std::string to_string(const AnonymizeMethod& method) {
   using K = AnonymizeMethod::Kind;
   switch (method.kind) {
-    case K::null: return "null";
-    case K::value: return "value";
-    case K::hmac: return "hmac";
-    case K::year: return "year";
-    case K::month: return "month";
-    case K::truncate: return fmt::format("truncate {}", method.truncate);
+    case K::null:
+      return "null";
+    case K::value:
+      return "value";
+    case K::hmac:
+      return "hmac";
+    case K::year:
+      return "year";
+    case K::month:
+      return "month";
+    case K::truncate:
+      return fmt::format("truncate {}", method.truncate);
   }
   return "?";
 }

@@ -2,6 +2,8 @@
 // then immutable. Everything downstream (plan, sweep, report) reads it.
 #pragma once
 
+#include <date/tz.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -9,8 +11,6 @@
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <date/tz.h>
 
 #include "anchor.hpp"
 #include "error.hpp"

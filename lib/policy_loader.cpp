@@ -2,7 +2,10 @@
 // wrong; what is accepted", because an administrator fixing a policy at 3 a.m.
 // must be able to jump straight to it. Unknown keys are errors: a typo such
 // as `keep_fro` must never silently keep data forever.
+#include <fmt/format.h>
 #include <sys/stat.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
@@ -10,10 +13,6 @@
 #include <initializer_list>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <yaml-cpp/depthguard.h>
-#include <yaml-cpp/yaml.h>
 
 #include "calendar.hpp"
 #include "digest.hpp"
@@ -47,11 +46,16 @@ SourceLocation location_of(const YAML::Node& node) {
 
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null: return "nothing (null)";
-    case YAML::NodeType::Scalar: return fmt::format("'{}'", node.Scalar());
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    default: return "nothing";
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Scalar:
+      return fmt::format("'{}'", node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "nothing";
   }
 }
 
@@ -59,7 +63,8 @@ std::string describe(const YAML::Node& node) {
 // repeated (yaml-cpp keeps duplicates; the second would silently win).
 void expect_keys(const YAML::Node& map, std::string_view what,
                  std::initializer_list<std::string_view> allowed) {
-  if (!map.IsMap()) error_at(map, fmt::format("{} must be a mapping, found {}", what, describe(map)));
+  if (!map.IsMap())
+    error_at(map, fmt::format("{} must be a mapping, found {}", what, describe(map)));
   std::set<std::string> seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
     YAML::Node key = it->first;
@@ -88,7 +93,8 @@ YAML::Node require(const YAML::Node& map, std::string_view key, std::string_view
 }
 
 std::string text(const YAML::Node& node, std::string_view what) {
-  if (!node.IsScalar()) error_at(node, fmt::format("{} must be text, found {}", what, describe(node)));
+  if (!node.IsScalar())
+    error_at(node, fmt::format("{} must be text, found {}", what, describe(node)));
   return node.Scalar();
 }
 
@@ -103,7 +109,8 @@ std::string identifier(const YAML::Node& node, std::string_view what) {
 }
 
 Period period(const YAML::Node& node, std::string_view what) {
-  if (!node.IsScalar()) error_at(node, fmt::format("{} must be a period, found {}", what, describe(node)));
+  if (!node.IsScalar())
+    error_at(node, fmt::format("{} must be a period, found {}", what, describe(node)));
   auto parsed = parse_period(node.Scalar());
   if (!parsed) error_at(node, parsed.error());
   return *parsed;
@@ -166,7 +173,8 @@ StoreSpec load_store(const std::string& name, const YAML::Node& node, const fs::
     store.root = resolve(base_dir, text(require(node, "root", what), "root"));
     if (node["pattern"]) store.pattern = text(node["pattern"], "pattern");
   } else {
-    error_at(node["kind"], fmt::format("unknown store kind '{}'; accepted: sqlite, postgresql, files", kind));
+    error_at(node["kind"],
+             fmt::format("unknown store kind '{}'; accepted: sqlite, postgresql, files", kind));
   }
   return store;
 }
@@ -187,11 +195,17 @@ AnonymizeMethod method(const YAML::Node& node, const std::string& column) {
   if (node.IsNull()) return m;  // an unquoted null means the same as "null"
   if (node.IsScalar()) {
     const std::string& s = node.Scalar();
-    if (s == "null") m.kind = K::null;
-    else if (s == "hmac") m.kind = K::hmac;
-    else if (s == "year") m.kind = K::year;
-    else if (s == "month") m.kind = K::month;
-    else error_at(node, fmt::format("unknown anonymisation method '{}' for column '{}'; {}", s, column, kAccepted));
+    if (s == "null")
+      m.kind = K::null;
+    else if (s == "hmac")
+      m.kind = K::hmac;
+    else if (s == "year")
+      m.kind = K::year;
+    else if (s == "month")
+      m.kind = K::month;
+    else
+      error_at(node, fmt::format("unknown anonymisation method '{}' for column '{}'; {}", s, column,
+                                 kAccepted));
     return m;
   }
   if (node.IsMap() && node.size() == 1) {
@@ -205,15 +219,18 @@ AnonymizeMethod method(const YAML::Node& node, const std::string& column) {
     }
     if (name == "truncate") {
       std::int64_t n = integer(arg, "truncate");
-      if (n < 0 || n > 1'000'000) error_at(arg, "truncate must keep between 0 and 1000000 characters");
+      if (n < 0 || n > 1'000'000)
+        error_at(arg, "truncate must keep between 0 and 1000000 characters");
       m.kind = K::truncate;
       m.truncate = static_cast<int>(n);
       return m;
     }
-    error_at(node.begin()->first, fmt::format("unknown anonymisation method '{}' for column '{}'; {}",
-                                              name, column, kAccepted));
+    error_at(node.begin()->first,
+             fmt::format("unknown anonymisation method '{}' for column '{}'; {}", name, column,
+                         kAccepted));
   }
-  error_at(node, fmt::format("anonymisation method for column '{}' must be one of: {}", column, kAccepted));
+  error_at(node, fmt::format("anonymisation method for column '{}' must be one of: {}", column,
+                             kAccepted));
 }
 
 Anonymization anonymization(const YAML::Node& node) {
@@ -224,23 +241,27 @@ Anonymization anonymization(const YAML::Node& node) {
   std::optional<YAML::Node> first_hmac;  // where to point when the mark is missing
   for (auto it = node.begin(); it != node.end(); ++it) {
     std::string column = identifier(it->first, "column");
-    if (!seen.insert(column).second) error_at(it->first, fmt::format("column '{}' appears twice in anonymize", column));
+    if (!seen.insert(column).second)
+      error_at(it->first, fmt::format("column '{}' appears twice in anonymize", column));
     if (column == "mark") {
       a.mark = identifier(it->second, "mark column");
       mark_key = it->first;
       continue;
     }
     a.columns.push_back({column, method(it->second, column)});
-    if (a.columns.back().method.kind == AnonymizeMethod::Kind::hmac && !first_hmac) first_hmac.emplace(it->second);
+    if (a.columns.back().method.kind == AnonymizeMethod::Kind::hmac && !first_hmac)
+      first_hmac.emplace(it->second);
   }
   if (a.columns.empty()) error_at(node, "anonymize names no column to anonymise");
   if (first_hmac && !a.mark) {
-    error_at(*first_hmac, "the hmac method needs 'mark: COLUMN' in the same anonymize block (hmac is not "
-                   "idempotent: without a mark a second sweep would code the code)");
+    error_at(*first_hmac,
+             "the hmac method needs 'mark: COLUMN' in the same anonymize block (hmac is not "
+             "idempotent: without a mark a second sweep would code the code)");
   }
   if (a.mark) {
     for (const auto& c : a.columns) {
-      if (c.column == *a.mark) error_at(mark_key, fmt::format("the mark column '{}' is also anonymised", c.column));
+      if (c.column == *a.mark)
+        error_at(mark_key, fmt::format("the mark column '{}' is also anonymised", c.column));
     }
   }
   return a;
@@ -253,7 +274,8 @@ std::vector<WhereCondition> where(const YAML::Node& node) {
   for (auto it = node.begin(); it != node.end(); ++it) {
     WhereCondition c;
     c.column = identifier(it->first, "where column");
-    if (!seen.insert(c.column).second) error_at(it->first, fmt::format("column '{}' appears twice in where", c.column));
+    if (!seen.insert(c.column).second)
+      error_at(it->first, fmt::format("column '{}' appears twice in where", c.column));
     // A copy: ranging over it->second directly would use the iterator's
     // proxy after its lifetime ended (caught by AddressSanitizer).
     const YAML::Node value = it->second;
@@ -302,8 +324,9 @@ class Loader {
     p.sha256 = sha256_hex(bytes);
     YAML::Node root = YAML::Load(bytes);
     if (!root.IsMap()) error_at(root, "a policy must be a mapping with timezone, stores and rules");
-    expect_keys(root, "the policy", {"version", "timezone", "schedule", "batch_size", "cache_mib", "hmac_key_file",
-                                     "metrics_file", "stores", "rules"});
+    expect_keys(root, "the policy",
+                {"version", "timezone", "schedule", "batch_size", "cache_mib", "hmac_key_file",
+                 "metrics_file", "stores", "rules"});
     if (auto v = root["version"]) {
       if (integer(v, "version") != 1) error_at(v, "unsupported version; accepted: 1");
     }
@@ -312,7 +335,9 @@ class Loader {
     try {
       p.zone = date::locate_zone(p.timezone);
     } catch (const std::exception&) {
-      error_at(tz, fmt::format("unknown time zone '{}'; accepted: an IANA zone such as Europe/Paris or UTC", p.timezone));
+      error_at(tz, fmt::format(
+                       "unknown time zone '{}'; accepted: an IANA zone such as Europe/Paris or UTC",
+                       p.timezone));
     }
     if (auto s = root["schedule"]) {
       auto parsed = parse_schedule(text(s, "schedule"));
@@ -321,15 +346,20 @@ class Loader {
     }
     if (auto b = root["batch_size"]) {
       auto n = integer(b, "batch_size");
-      if (n < 1 || n > kMaxBatchSize) error_at(b, fmt::format("batch_size must be between 1 and {}", kMaxBatchSize));
+      if (n < 1 || n > kMaxBatchSize)
+        error_at(b, fmt::format("batch_size must be between 1 and {}", kMaxBatchSize));
       p.batch_size = static_cast<int>(n);
     }
     if (auto c = root["cache_mib"]) {
       auto n = integer(c, "cache_mib");
-      if (n < 1 || n > kMaxCacheMib) error_at(c, fmt::format("cache_mib must be between 1 and {} (MiB of SQLite page cache per store)", kMaxCacheMib));
+      if (n < 1 || n > kMaxCacheMib)
+        error_at(c, fmt::format(
+                        "cache_mib must be between 1 and {} (MiB of SQLite page cache per store)",
+                        kMaxCacheMib));
       p.cache_mib = static_cast<int>(n);
     }
-    if (auto m = root["metrics_file"]) p.metrics_file = resolve(base_dir(), text(m, "metrics_file"));
+    if (auto m = root["metrics_file"])
+      p.metrics_file = resolve(base_dir(), text(m, "metrics_file"));
 
     YAML::Node stores = require(root, "stores", "the policy");
     // An empty policy (no stores, no rules) is valid and acts on nothing: the
@@ -347,14 +377,17 @@ class Loader {
     if (!rules.IsSequence()) error_at(rules, "rules must be a list of rules");
     for (const auto& r : rules) {
       Rule rule = load_rule(r, p);
-      if (p.find_rule(rule.name)) error_at(r["name"], fmt::format("rule name '{}' is used twice; names must be unique", rule.name));
+      if (p.find_rule(rule.name))
+        error_at(r["name"],
+                 fmt::format("rule name '{}' is used twice; names must be unique", rule.name));
       p.rules.push_back(std::move(rule));
     }
 
     bool uses_hmac = false;
     for (const auto& rule : p.rules) {
       if (!rule.anonymize) continue;
-      for (const auto& c : rule.anonymize->columns) uses_hmac |= c.method.kind == AnonymizeMethod::Kind::hmac;
+      for (const auto& c : rule.anonymize->columns)
+        uses_hmac |= c.method.kind == AnonymizeMethod::Kind::hmac;
     }
     YAML::Node key_file = root["hmac_key_file"];
     if (key_file) p.hmac_key_file = resolve(base_dir(), text(key_file, "hmac_key_file"));
@@ -368,7 +401,9 @@ class Loader {
   }
 
  private:
-  fs::path base_dir() const { return file_.parent_path().empty() ? fs::path(".") : file_.parent_path(); }
+  fs::path base_dir() const {
+    return file_.parent_path().empty() ? fs::path(".") : file_.parent_path();
+  }
 
   std::optional<fs::path> credential_key() const {
     if (!options_.credentials_directory) return std::nullopt;
@@ -389,25 +424,34 @@ class Loader {
     };
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
-      fail_key(fmt::format("hmac key file '{}' does not exist or cannot be reached; accepted: a file of at least {} bytes, mode 0600 or 0400", path.string(), kMinKeyBytes));
+      fail_key(
+          fmt::format("hmac key file '{}' does not exist or cannot be reached; accepted: a file of "
+                      "at least {} bytes, mode 0600 or 0400",
+                      path.string(), kMinKeyBytes));
     }
-    if (!S_ISREG(st.st_mode)) fail_key(fmt::format("hmac key file '{}' is not a regular file", path.string()));
+    if (!S_ISREG(st.st_mode))
+      fail_key(fmt::format("hmac key file '{}' is not a regular file", path.string()));
     if (!from_credentials && (st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) != 0) {
-      fail_key(fmt::format("hmac key file '{}' is accessible by group or others (mode {:04o}); run chmod 600 on it", path.string(), st.st_mode & 07777));
+      fail_key(fmt::format(
+          "hmac key file '{}' is accessible by group or others (mode {:04o}); run chmod 600 on it",
+          path.string(), st.st_mode & 07777));
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) fail_key(fmt::format("hmac key file '{}' cannot be read", path.string()));
     std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (key.size() < kMinKeyBytes) {
-      fail_key(fmt::format("hmac key file '{}' holds {} bytes; accepted: at least {} bytes (e.g. head -c 32 /dev/urandom)", path.string(), key.size(), kMinKeyBytes));
+      fail_key(
+          fmt::format("hmac key file '{}' holds {} bytes; accepted: at least {} bytes (e.g. head "
+                      "-c 32 /dev/urandom)",
+                      path.string(), key.size(), kMinKeyBytes));
     }
     return key;
   }
 
   Rule load_rule(const YAML::Node& node, const Policy& p) const {
-    expect_keys(node, "a rule", {"name", "category", "basis", "store", "table", "key", "anchor",
-                                 "anchor_format", "where", "hold", "keep_for", "action", "to",
-                                 "stages", "anonymize"});
+    expect_keys(node, "a rule",
+                {"name", "category", "basis", "store", "table", "key", "anchor", "anchor_format",
+                 "where", "hold", "keep_for", "action", "to", "stages", "anonymize"});
     Rule r;
     r.location = location_of(node);
     YAML::Node name = require(node, "name", "a rule");
@@ -415,61 +459,89 @@ class Loader {
     bool name_ok = !r.name.empty() && std::all_of(r.name.begin(), r.name.end(), [](char c) {
       return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
     });
-    if (!name_ok) error_at(name, fmt::format("rule name '{}' is not accepted; accepted: lower-case letters, digits and '-'", r.name));
+    if (!name_ok)
+      error_at(name,
+               fmt::format(
+                   "rule name '{}' is not accepted; accepted: lower-case letters, digits and '-'",
+                   r.name));
     std::string what = fmt::format("rule '{}'", r.name);
     if (auto c = node["category"]) r.category = text(c, "category");
     if (auto b = node["basis"]) r.basis = text(b, "basis");
     YAML::Node store = require(node, "store", what);
     r.store = text(store, "store");
     const StoreSpec* spec = p.find_store(r.store);
-    if (!spec) error_at(store, fmt::format("{} names store '{}', which is not defined under stores", what, r.store));
+    if (!spec)
+      error_at(store, fmt::format("{} names store '{}', which is not defined under stores", what,
+                                  r.store));
     if (spec->kind == StoreKind::files) {
-      error_at(store, fmt::format("{}: store '{}' is of kind files, which this version cannot sweep yet; accepted: sqlite", what, r.store));
+      error_at(store, fmt::format("{}: store '{}' is of kind files, which this version cannot "
+                                  "sweep yet; accepted: sqlite",
+                                  what, r.store));
     }
     if (spec->kind == StoreKind::postgresql) {
-      error_at(store, fmt::format("{}: store '{}' is of kind postgresql, which this version cannot sweep yet; accepted: sqlite", what, r.store));
+      error_at(store, fmt::format("{}: store '{}' is of kind postgresql, which this version cannot "
+                                  "sweep yet; accepted: sqlite",
+                                  what, r.store));
     }
     r.table = identifier(require(node, "table", what), "table");
     r.key = identifier(require(node, "key", what), "key");
     YAML::Node anchor = node["anchor"];
-    if (!anchor) error_at(key_node(node, "name"), fmt::format("{} has no 'anchor': the column its period counts from", what));
+    if (!anchor)
+      error_at(key_node(node, "name"),
+               fmt::format("{} has no 'anchor': the column its period counts from", what));
     r.anchor = identifier(anchor, "anchor");
     if (auto f = node["anchor_format"]) {
       std::string fmt_name = text(f, "anchor_format");
-      if (fmt_name == "date") r.anchor_format = AnchorFormat::date;
-      else if (fmt_name == "datetime") r.anchor_format = AnchorFormat::datetime;
-      else if (fmt_name == "unixepoch") r.anchor_format = AnchorFormat::unixepoch;
-      else error_at(f, fmt::format("unknown anchor_format '{}'; accepted: date, datetime, unixepoch", fmt_name));
+      if (fmt_name == "date")
+        r.anchor_format = AnchorFormat::date;
+      else if (fmt_name == "datetime")
+        r.anchor_format = AnchorFormat::datetime;
+      else if (fmt_name == "unixepoch")
+        r.anchor_format = AnchorFormat::unixepoch;
+      else
+        error_at(f, fmt::format("unknown anchor_format '{}'; accepted: date, datetime, unixepoch",
+                                fmt_name));
     }
     if (auto w = node["where"]) r.where = where(w);
     if (auto h = node["hold"]) r.hold = hold(h);
 
     bool short_form = node["keep_for"] || node["action"] || node["to"];
     if (node["stages"] && short_form) {
-      error_at(key_node(node, "stages"), fmt::format("{} has both 'stages' and keep_for/action/to; accepted: one or the other", what));
+      error_at(
+          key_node(node, "stages"),
+          fmt::format("{} has both 'stages' and keep_for/action/to; accepted: one or the other",
+                      what));
     }
     if (node["stages"]) {
       YAML::Node stages = node["stages"];
-      if (!stages.IsSequence() || stages.size() == 0) error_at(stages, "stages must be a list of { after, action }");
+      if (!stages.IsSequence() || stages.size() == 0)
+        error_at(stages, "stages must be a list of { after, action }");
       for (const auto& s : stages) {
         expect_keys(s, "a stage", {"after", "action", "to"});
-        r.stages.push_back(load_stage(s, require(s, "after", "a stage"), require(s, "action", "a stage"), p, r));
+        r.stages.push_back(
+            load_stage(s, require(s, "after", "a stage"), require(s, "action", "a stage"), p, r));
       }
     } else {
       if (!node["keep_for"]) {
-        error_at(key_node(node, "name"), fmt::format("{} has no 'keep_for' (or 'stages'): how long its records are kept", what));
+        error_at(
+            key_node(node, "name"),
+            fmt::format("{} has no 'keep_for' (or 'stages'): how long its records are kept", what));
       }
       r.stages.push_back(load_stage(node, node["keep_for"], require(node, "action", what), p, r));
     }
     for (std::size_t i = 0; i < r.stages.size(); ++i) r.stages[i].number = static_cast<int>(i + 1);
     check_stages(node, r);
 
-    bool anonymizes = std::any_of(r.stages.begin(), r.stages.end(), [](const Stage& s) { return s.action == Action::anonymize; });
+    bool anonymizes = std::any_of(r.stages.begin(), r.stages.end(),
+                                  [](const Stage& s) { return s.action == Action::anonymize; });
     if (auto a = node["anonymize"]) {
-      if (!anonymizes) error_at(key_node(node, "anonymize"), fmt::format("{} has an anonymize block but no stage anonymizes", what));
+      if (!anonymizes)
+        error_at(key_node(node, "anonymize"),
+                 fmt::format("{} has an anonymize block but no stage anonymizes", what));
       r.anonymize = anonymization(a);
     } else if (anonymizes) {
-      error_at(key_node(node, "action"), fmt::format("{} anonymizes but has no 'anonymize' block naming the columns", what));
+      error_at(key_node(node, "action"),
+               fmt::format("{} anonymizes but has no 'anonymize' block naming the columns", what));
     }
     return r;
   }
@@ -485,11 +557,14 @@ class Loader {
       if (!to) error_at(act, "archive needs 'to: STORE', the store the rows move to");
       s.to = text(to, "to");
       const StoreSpec* dest = p.find_store(s.to);
-      if (!dest) error_at(to, fmt::format("archive destination '{}' is not defined under stores", s.to));
+      if (!dest)
+        error_at(to, fmt::format("archive destination '{}' is not defined under stores", s.to));
       if (s.to == r.store) error_at(to, "the archive must be another store than the rule's own");
-      if (dest->kind != StoreKind::sqlite) error_at(to, "this version archives only into sqlite stores");
+      if (dest->kind != StoreKind::sqlite)
+        error_at(to, "this version archives only into sqlite stores");
     } else if (node["to"]) {
-      error_at(key_node(node, "to"), fmt::format("'to' goes only with action archive, not {}", to_string(s.action)));
+      error_at(key_node(node, "to"),
+               fmt::format("'to' goes only with action archive, not {}", to_string(s.action)));
     }
     return s;
   }
@@ -502,7 +577,8 @@ class Loader {
       YAML::Node at = node["stages"] ? node["stages"][i] : node;
       if (archives > 1) error_at(at, "a rule archives at most once");
       if (i > 0 && !always_later(s.after, r.stages[i - 1].after)) {
-        error_at(at, fmt::format("stage {} ({}) must come after stage {} ({}); stages are listed in order of their periods",
+        error_at(at, fmt::format("stage {} ({}) must come after stage {} ({}); stages are listed "
+                                 "in order of their periods",
                                  i + 1, to_string(s.after), i, to_string(r.stages[i - 1].after)));
       }
       if (s.action == Action::erase && i + 1 < r.stages.size()) {
@@ -520,9 +596,14 @@ std::optional<SourceLocation> invalid_utf8(std::string_view s) {
   int line = 1, column = 1;
   for (std::size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    std::size_t len = c < 0x80           ? 1
+                      : (c >> 5) == 0x6  ? 2
+                      : (c >> 4) == 0xe  ? 3
+                      : (c >> 3) == 0x1e ? 4
+                                         : 0;
     bool ok = len != 0 && i + len <= s.size();
-    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
+    for (std::size_t k = 1; ok && k < len; ++k)
+      ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
     if (!ok) return SourceLocation{line, column};
     if (c == '\n') {
       ++line;
@@ -537,31 +618,46 @@ std::optional<SourceLocation> invalid_utf8(std::string_view s) {
 
 }  // namespace
 
-Result<std::shared_ptr<const Policy>> load_policy(const fs::path& file, const LoadOptions& options) {
+Result<std::shared_ptr<const Policy>> load_policy(const fs::path& file,
+                                                  const LoadOptions& options) {
   std::error_code ec;
   auto size = fs::file_size(file, ec);
-  if (ec) return fail(ExitCode::no_input, fmt::format("{}: cannot read the policy file: {}", file.string(), ec.message()));
+  if (ec)
+    return fail(ExitCode::no_input,
+                fmt::format("{}: cannot read the policy file: {}", file.string(), ec.message()));
   std::ifstream in(file, std::ios::binary);
-  if (!in) return fail(ExitCode::no_input, fmt::format("{}: cannot read the policy file: permission denied or not a file", file.string()));
+  if (!in)
+    return fail(ExitCode::no_input,
+                fmt::format("{}: cannot read the policy file: permission denied or not a file",
+                            file.string()));
   if (size > kMaxPolicyBytes) {
-    return fail(ExitCode::config, fmt::format("{}:1:1: the policy file is {} bytes; accepted: at most {} bytes", file.string(), size, kMaxPolicyBytes));
+    return fail(ExitCode::config,
+                fmt::format("{}:1:1: the policy file is {} bytes; accepted: at most {} bytes",
+                            file.string(), size, kMaxPolicyBytes));
   }
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return fail(ExitCode::no_input, fmt::format("{}: cannot read the policy file", file.string()));
+  if (in.bad())
+    return fail(ExitCode::no_input, fmt::format("{}: cannot read the policy file", file.string()));
   if (auto at = invalid_utf8(bytes)) {
-    return fail(ExitCode::config, fmt::format("{}:{}:{}: the policy file is not valid UTF-8 text; accepted: UTF-8", file.string(), at->line, at->column));
+    return fail(ExitCode::config,
+                fmt::format("{}:{}:{}: the policy file is not valid UTF-8 text; accepted: UTF-8",
+                            file.string(), at->line, at->column));
   }
   try {
     Loader loader(file, options);
     return std::make_shared<const Policy>(loader.load(bytes));
   } catch (const LoadError& e) {
-    return fail(ExitCode::config, fmt::format("{}:{}:{}: {}", file.string(), e.at.line, e.at.column, e.message));
+    return fail(ExitCode::config,
+                fmt::format("{}:{}:{}: {}", file.string(), e.at.line, e.at.column, e.message));
   } catch (const YAML::DeepRecursion& e) {
     // yaml-cpp stops at its depth limit with the message "bad file".
-    return fail(ExitCode::config, fmt::format("{}:{}:{}: the YAML is nested too deeply here (at least {} levels); a policy needs only a few",
-                                              file.string(), e.mark.line + 1, e.mark.column + 1, e.depth() / 2));
+    return fail(ExitCode::config,
+                fmt::format("{}:{}:{}: the YAML is nested too deeply here (at least {} levels); a "
+                            "policy needs only a few",
+                            file.string(), e.mark.line + 1, e.mark.column + 1, e.depth() / 2));
   } catch (const YAML::Exception& e) {
-    return fail(ExitCode::config, fmt::format("{}:{}:{}: malformed YAML: {}", file.string(), e.mark.line + 1, e.mark.column + 1, e.msg));
+    return fail(ExitCode::config, fmt::format("{}:{}:{}: malformed YAML: {}", file.string(),
+                                              e.mark.line + 1, e.mark.column + 1, e.msg));
   }
 }
 

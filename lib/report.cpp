@@ -1,9 +1,9 @@
 #include "report.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <ostream>
-
-#include <fmt/format.h>
 
 namespace retentiond {
 
@@ -63,15 +63,16 @@ void write_text_report(const Report& report, std::ostream& out) {
   struct Row {
     std::vector<std::string> cells;
   };
-  std::vector<std::string> header{"RULE", "BASIS", "STAGE", "ACTION", "STORE", "CUTOFF", "MATCHED", "HELD", "UNDATED", "AFFECTED"};
+  std::vector<std::string> header{"RULE",   "BASIS",   "STAGE", "ACTION",  "STORE",
+                                  "CUTOFF", "MATCHED", "HELD",  "UNDATED", "AFFECTED"};
   std::vector<std::vector<std::string>> rows;
   auto number_cells = [&](const Counts& c) {
-    return std::vector<std::string>{std::to_string(c.matched), std::to_string(c.held), std::to_string(c.undated),
-                                    std::to_string(c.affected)};
+    return std::vector<std::string>{std::to_string(c.matched), std::to_string(c.held),
+                                    std::to_string(c.undated), std::to_string(c.affected)};
   };
   for (const auto& e : report.entries) {
-    std::vector<std::string> r{e.rule, e.basis.empty() ? "-" : e.basis, std::to_string(e.stage), e.action,
-                               e.store + "." + e.table, e.cutoff};
+    std::vector<std::string> r{e.rule,   e.basis.empty() ? "-" : e.basis, std::to_string(e.stage),
+                               e.action, e.store + "." + e.table,         e.cutoff};
     auto n = number_cells(e.counts);
     r.insert(r.end(), n.begin(), n.end());
     rows.push_back(std::move(r));
@@ -91,7 +92,8 @@ void write_text_report(const Report& report, std::ostream& out) {
     std::string line;
     for (std::size_t i = 0; i < r.size(); ++i) {
       bool numeric = i >= 6;
-      line += numeric ? fmt::format("{:>{}}", r[i], width[i]) : fmt::format("{:<{}}", r[i], width[i]);
+      line +=
+          numeric ? fmt::format("{:>{}}", r[i], width[i]) : fmt::format("{:<{}}", r[i], width[i]);
       if (i + 1 < r.size()) line += "  ";
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
@@ -104,11 +106,16 @@ void write_text_report(const Report& report, std::ostream& out) {
   out << std::string(total_width - 2, '-') << '\n';
   print(total_row);
   if (totals.conflicts > 0) {
-    out << fmt::format("\n{} row(s) were not archived: the archive already holds a different row with the same key. "
-                       "They stay in the live store; compare them by hand.\n", totals.conflicts);
+    out << fmt::format(
+        "\n{} row(s) were not archived: the archive already holds a different row with the same "
+        "key. "
+        "They stay in the live store; compare them by hand.\n",
+        totals.conflicts);
   }
   for (const auto& e : report.entries) {
-    if (e.error) out << fmt::format("\nrule {} stage {} on {} failed: {}\n", e.rule, e.stage, e.store, *e.error);
+    if (e.error)
+      out << fmt::format("\nrule {} stage {} on {} failed: {}\n", e.rule, e.stage, e.store,
+                         *e.error);
   }
 }
 

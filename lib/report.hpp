@@ -4,20 +4,19 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 namespace retentiond {
 
 struct Counts {
-  std::int64_t matched = 0;   // past the period, not held, that the stage acts on
-  std::int64_t held = 0;      // past the period but held
-  std::int64_t undated = 0;   // anchor missing or unreadable
-  std::int64_t affected = 0;  // actually changed (0 in a dry run)
-  std::int64_t conflicts = 0; // archive: same key, different content already there
+  std::int64_t matched = 0;    // past the period, not held, that the stage acts on
+  std::int64_t held = 0;       // past the period but held
+  std::int64_t undated = 0;    // anchor missing or unreadable
+  std::int64_t affected = 0;   // actually changed (0 in a dry run)
+  std::int64_t conflicts = 0;  // archive: same key, different content already there
 
   Counts& operator+=(const Counts& o);
 };

@@ -1,9 +1,9 @@
 #include "side_effects.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
-
-#include <fmt/format.h>
 
 namespace retentiond {
 namespace {
@@ -13,7 +13,9 @@ std::string upper(std::string s) {
   return s;
 }
 
-bool same_name(std::string_view a, std::string_view b) { return upper(std::string(a)) == upper(std::string(b)); }
+bool same_name(std::string_view a, std::string_view b) {
+  return upper(std::string(a)) == upper(std::string(b));
+}
 
 bool changes_other_rows(const std::string& fk_action) {
   std::string a = upper(fk_action);
@@ -28,15 +30,17 @@ bool changes_other_rows(const std::string& fk_action) {
 std::optional<std::string> archive_key_problem(sqlite::Database& db, const Rule& rule) {
   bool without_rowid = false;
   {
-    sqlite::Statement s(db, "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE");
+    sqlite::Statement s(
+        db, "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE");
     s.bind(1, rule.table);
     without_rowid = s.step() && s.column_int(0) != 0;
   }
   bool found = false, not_null = false;
   std::string type;
   std::int64_t pk = 0, pk_columns = 0;
-  sqlite::Statement columns(db, fmt::format("SELECT name, type, \"notnull\", pk FROM pragma_table_info({})",
-                                            sqlite::quote(rule.table)));
+  sqlite::Statement columns(
+      db, fmt::format("SELECT name, type, \"notnull\", pk FROM pragma_table_info({})",
+                      sqlite::quote(rule.table)));
   while (columns.step()) {
     if (columns.column_int(3) > 0) ++pk_columns;
     if (same_name(columns.column_text(0), rule.key)) {
@@ -48,12 +52,15 @@ std::optional<std::string> archive_key_problem(sqlite::Database& db, const Rule&
   }
   if (!found) return std::nullopt;  // a missing column is reported where the rows are read
   bool sole_primary_key = pk == 1 && pk_columns == 1;
-  if (sole_primary_key && (without_rowid || type == "INTEGER")) return std::nullopt;  // unique and never NULL
+  if (sole_primary_key && (without_rowid || type == "INTEGER"))
+    return std::nullopt;  // unique and never NULL
   bool unique = sole_primary_key;
-  sqlite::Statement indexes(db, fmt::format("SELECT name FROM pragma_index_list({}) WHERE \"unique\" AND NOT partial",
-                                            sqlite::quote(rule.table)));
+  sqlite::Statement indexes(
+      db, fmt::format("SELECT name FROM pragma_index_list({}) WHERE \"unique\" AND NOT partial",
+                      sqlite::quote(rule.table)));
   while (!unique && indexes.step()) {
-    sqlite::Statement info(db, fmt::format("SELECT name FROM pragma_index_info({})", sqlite::quote(indexes.column_text(0))));
+    sqlite::Statement info(db, fmt::format("SELECT name FROM pragma_index_info({})",
+                                           sqlite::quote(indexes.column_text(0))));
     int n = 0;
     bool on_key = false;
     while (info.step()) {
@@ -63,19 +70,23 @@ std::optional<std::string> archive_key_problem(sqlite::Database& db, const Rule&
     unique = n == 1 && on_key;
   }
   if (!unique) {
-    return fmt::format("archive moves rows by their key, and column '{}' of table '{}' is not unique (no PRIMARY KEY "
-                       "or UNIQUE index on it alone): two rows with the same key would become one in the archive; "
-                       "name a unique key, or make this one unique",
-                       rule.key, rule.table);
+    return fmt::format(
+        "archive moves rows by their key, and column '{}' of table '{}' is not unique (no PRIMARY "
+        "KEY "
+        "or UNIQUE index on it alone): two rows with the same key would become one in the archive; "
+        "name a unique key, or make this one unique",
+        rule.key, rule.table);
   }
   if (!not_null) {
-    sqlite::Statement nulls(db, fmt::format("SELECT count(*) FROM main.{} WHERE {} IS NULL", sqlite::quote(rule.table),
-                                            sqlite::quote(rule.key)));
+    sqlite::Statement nulls(db, fmt::format("SELECT count(*) FROM main.{} WHERE {} IS NULL",
+                                            sqlite::quote(rule.table), sqlite::quote(rule.key)));
     nulls.step();
     if (auto n = nulls.column_int(0); n > 0) {
-      return fmt::format("{} row(s) of table '{}' have no key ('{}' is NULL): archive could not tell them apart in "
-                         "the archive; give them a key",
-                         n, rule.table, rule.key);
+      return fmt::format(
+          "{} row(s) of table '{}' have no key ('{}' is NULL): archive could not tell them apart "
+          "in "
+          "the archive; give them a key",
+          n, rule.table, rule.key);
     }
   }
   return std::nullopt;
@@ -92,27 +103,35 @@ std::optional<std::string> side_effects_of(sqlite::Database& db, const Rule& rul
   sqlite::Statement tables(db, "SELECT name FROM sqlite_schema WHERE type = 'table'");
   while (tables.step()) {
     std::string child = tables.column_text(0);
-    sqlite::Statement fks(db, fmt::format("SELECT \"table\", \"from\", \"to\", on_update, on_delete FROM pragma_foreign_key_list({})",
+    sqlite::Statement fks(db, fmt::format("SELECT \"table\", \"from\", \"to\", on_update, "
+                                          "on_delete FROM pragma_foreign_key_list({})",
                                           sqlite::quote(child)));
     while (fks.step()) {
       if (!same_name(fks.column_text(0), rule.table)) continue;
       std::string on_update = fks.column_text(3), on_delete = fks.column_text(4);
       std::string parent_column = fks.column_is_null(2) ? std::string() : fks.column_text(2);
       if (deletes && changes_other_rows(on_delete)) {
-        return fmt::format("table '{}' references '{}' with ON DELETE {}: deleting rows of '{}' would also change rows of '{}', "
-                           "which no rule names; add a rule for '{}' that runs first, or change the foreign key",
-                           child, rule.table, on_delete, rule.table, child, child);
+        return fmt::format(
+            "table '{}' references '{}' with ON DELETE {}: deleting rows of '{}' would also change "
+            "rows of '{}', "
+            "which no rule names; add a rule for '{}' that runs first, or change the foreign key",
+            child, rule.table, on_delete, rule.table, child, child);
       }
-      bool touches_key = std::any_of(anonymized.begin(), anonymized.end(), [&](const std::string& c) {
-        return parent_column.empty() ? same_name(c, rule.key) : same_name(c, parent_column);
-      });
+      bool touches_key =
+          std::any_of(anonymized.begin(), anonymized.end(), [&](const std::string& c) {
+            return parent_column.empty() ? same_name(c, rule.key) : same_name(c, parent_column);
+          });
       if (touches_key && changes_other_rows(on_update)) {
-        return fmt::format("table '{}' references column '{}' of '{}' with ON UPDATE {}: anonymising it would also change rows of '{}'",
-                           child, parent_column.empty() ? rule.key : parent_column, rule.table, on_update, child);
+        return fmt::format(
+            "table '{}' references column '{}' of '{}' with ON UPDATE {}: anonymising it would "
+            "also change rows of '{}'",
+            child, parent_column.empty() ? rule.key : parent_column, rule.table, on_update, child);
       }
     }
   }
-  sqlite::Statement triggers(db, "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE");
+  sqlite::Statement triggers(db,
+                             "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND "
+                             "tbl_name = ?1 COLLATE NOCASE");
   triggers.bind(1, rule.table);
   while (triggers.step()) {
     std::string sql = upper(triggers.column_text(1));
@@ -121,9 +140,10 @@ std::optional<std::string> side_effects_of(sqlite::Database& db, const Rule& rul
     bool fires = (deletes && head.find("DELETE") != std::string::npos) ||
                  (action == Action::anonymize && head.find("UPDATE") != std::string::npos);
     if (fires) {
-      return fmt::format("trigger '{}' fires on {} of table '{}' and may change other data that no rule names; "
-                         "drop or rewrite it, or handle these rows outside retentiond",
-                         triggers.column_text(0), deletes ? "DELETE" : "UPDATE", rule.table);
+      return fmt::format(
+          "trigger '{}' fires on {} of table '{}' and may change other data that no rule names; "
+          "drop or rewrite it, or handle these rows outside retentiond",
+          triggers.column_text(0), deletes ? "DELETE" : "UPDATE", rule.table);
     }
   }
   if (action == Action::archive) return archive_key_problem(db, rule);

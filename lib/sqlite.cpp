@@ -1,10 +1,9 @@
 #include "sqlite.hpp"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <memory>
-
-#include <fmt/format.h>
 
 namespace retentiond::sqlite {
 namespace {
@@ -26,15 +25,22 @@ bool SqliteError::corrupt() const {
   return primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT;
 }
 
-Database::Database(const std::filesystem::path& path, OpenMode mode, std::chrono::milliseconds busy_timeout)
+Database::Database(const std::filesystem::path& path, OpenMode mode,
+                   std::chrono::milliseconds busy_timeout)
     : path_(path) {
   // URI filenames: the archive stage attaches the live store's hold list as
   // "file:...?mode=ro". Store paths are absolute, so none reads as a URI.
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
   switch (mode) {
-    case OpenMode::read_only: flags |= SQLITE_OPEN_READONLY; break;
-    case OpenMode::read_write: flags |= SQLITE_OPEN_READWRITE; break;
-    case OpenMode::create: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE; break;
+    case OpenMode::read_only:
+      flags |= SQLITE_OPEN_READONLY;
+      break;
+    case OpenMode::read_write:
+      flags |= SQLITE_OPEN_READWRITE;
+      break;
+    case OpenMode::create:
+      flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+      break;
   }
   int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
@@ -72,7 +78,8 @@ void Database::exec(std::string_view sql) {
     if (!stmt) continue;  // only white space or a comment was left
     while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
     }
-    if (rc != SQLITE_DONE) throw_error(db_, rc, fmt::format("\"{}\" failed", sqlite3_sql(stmt.get())));
+    if (rc != SQLITE_DONE)
+      throw_error(db_, rc, fmt::format("\"{}\" failed", sqlite3_sql(stmt.get())));
   }
 }
 
@@ -80,7 +87,8 @@ std::int64_t Database::changes() const { return sqlite3_changes64(db_); }
 
 bool Database::table_exists(std::string_view table) {
   // SQLite's own names are not case-sensitive: "Claims" is the table claims.
-  Statement stmt(*this, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE");
+  Statement stmt(*this,
+                 "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE");
   stmt.bind(1, table);
   return stmt.step();
 }
@@ -105,12 +113,18 @@ Statement& Statement::bind(int index, const Value& value) {
   int rc = std::visit(
       [&](const auto& v) -> int {
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::monostate>) return sqlite3_bind_null(stmt_, index);
-        else if constexpr (std::is_same_v<T, std::int64_t>) return sqlite3_bind_int64(stmt_, index, v);
-        else if constexpr (std::is_same_v<T, double>) return sqlite3_bind_double(stmt_, index, v);
+        if constexpr (std::is_same_v<T, std::monostate>)
+          return sqlite3_bind_null(stmt_, index);
+        else if constexpr (std::is_same_v<T, std::int64_t>)
+          return sqlite3_bind_int64(stmt_, index, v);
+        else if constexpr (std::is_same_v<T, double>)
+          return sqlite3_bind_double(stmt_, index, v);
         else if constexpr (std::is_same_v<T, std::string>)
-          return sqlite3_bind_text64(stmt_, index, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
-        else return sqlite3_bind_blob64(stmt_, index, v.bytes.data(), v.bytes.size(), SQLITE_TRANSIENT);
+          return sqlite3_bind_text64(stmt_, index, v.data(), v.size(), SQLITE_TRANSIENT,
+                                     SQLITE_UTF8);
+        else
+          return sqlite3_bind_blob64(stmt_, index, v.bytes.data(), v.bytes.size(),
+                                     SQLITE_TRANSIENT);
       },
       value);
   if (rc != SQLITE_OK) throw_error(db_, rc, "cannot bind a value");
@@ -133,17 +147,21 @@ int Statement::column_count() const { return sqlite3_column_count(stmt_); }
 
 Value Statement::column(int i) const {
   switch (sqlite3_column_type(stmt_, i)) {
-    case SQLITE_INTEGER: return sqlite3_column_int64(stmt_, i);
-    case SQLITE_FLOAT: return sqlite3_column_double(stmt_, i);
+    case SQLITE_INTEGER:
+      return sqlite3_column_int64(stmt_, i);
+    case SQLITE_FLOAT:
+      return sqlite3_column_double(stmt_, i);
     case SQLITE_TEXT: {
       auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
       return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)));
     }
     case SQLITE_BLOB: {
       auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
-      return BlobValue{std::string(p ? p : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))};
+      return BlobValue{
+          std::string(p ? p : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))};
     }
-    default: return std::monostate{};
+    default:
+      return std::monostate{};
   }
 }
 
@@ -151,7 +169,8 @@ std::int64_t Statement::column_int(int i) const { return sqlite3_column_int64(st
 
 std::string Statement::column_text(int i) const {
   auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
-  return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i))) : std::string();
+  return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))
+           : std::string();
 }
 
 bool Statement::column_is_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
@@ -187,8 +206,10 @@ AnchorValue to_anchor_value(const Value& value) {
   return std::visit(
       [](const auto& v) -> AnchorValue {
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, BlobValue>) return Blob{};
-        else return v;
+        if constexpr (std::is_same_v<T, BlobValue>)
+          return Blob{};
+        else
+          return v;
       },
       value);
 }

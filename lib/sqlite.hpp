@@ -52,7 +52,8 @@ class Database {
   Database(const std::filesystem::path& path, OpenMode mode,
            std::chrono::milliseconds busy_timeout = std::chrono::seconds{5});
   ~Database();
-  Database(Database&& other) noexcept : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+  Database(Database&& other) noexcept
+      : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
   Database& operator=(Database&&) = delete;
   Database(const Database&) = delete;
 
@@ -74,13 +75,16 @@ class Statement {
  public:
   Statement(Database& db, std::string_view sql);
   ~Statement();
-  Statement(Statement&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)), db_(other.db_) {}
+  Statement(Statement&& other) noexcept
+      : stmt_(std::exchange(other.stmt_, nullptr)), db_(other.db_) {}
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
   Statement& bind(int index, const Value& value);  // 1-based
   Statement& bind(int index, std::int64_t value) { return bind(index, Value{value}); }
-  Statement& bind(int index, std::string_view value) { return bind(index, Value{std::string(value)}); }
+  Statement& bind(int index, std::string_view value) {
+    return bind(index, Value{std::string(value)});
+  }
   Statement& bind(int index, const std::string& value) { return bind(index, Value{value}); }
   bool step();  // true while a row is available
   void reset();

@@ -1,10 +1,9 @@
 #include "sqlite_functions.hpp"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <cctype>
-
-#include <fmt/format.h>
 
 #include "digest.hpp"
 
@@ -13,13 +12,17 @@ namespace {
 
 AnchorValue read_value(sqlite3_value* v) {
   switch (sqlite3_value_type(v)) {
-    case SQLITE_INTEGER: return static_cast<std::int64_t>(sqlite3_value_int64(v));
-    case SQLITE_FLOAT: return sqlite3_value_double(v);
+    case SQLITE_INTEGER:
+      return static_cast<std::int64_t>(sqlite3_value_int64(v));
+    case SQLITE_FLOAT:
+      return sqlite3_value_double(v);
     case SQLITE_TEXT:
       return std::string(reinterpret_cast<const char*>(sqlite3_value_text(v)),
                          static_cast<std::size_t>(sqlite3_value_bytes(v)));
-    case SQLITE_BLOB: return Blob{};
-    default: return std::monostate{};
+    case SQLITE_BLOB:
+      return Blob{};
+    default:
+      return std::monostate{};
   }
 }
 
@@ -50,7 +53,9 @@ void day_of(sqlite3_context* ctx, int, sqlite3_value** argv) {
 
 std::string text_of(sqlite3_value* v) {
   const unsigned char* p = sqlite3_value_text(v);
-  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_value_bytes(v))) : "";
+  return p ? std::string(reinterpret_cast<const char*>(p),
+                         static_cast<std::size_t>(sqlite3_value_bytes(v)))
+           : "";
 }
 
 void hmac(sqlite3_context* ctx, int, sqlite3_value** argv) {
@@ -92,7 +97,9 @@ void coarsen(sqlite3_context* ctx, int, sqlite3_value** argv) {
     return;
   }
   std::string s = text_of(v);
-  auto digit = [&](std::size_t i) { return i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); };
+  auto digit = [&](std::size_t i) {
+    return i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]));
+  };
   bool has_year = digit(0) && digit(1) && digit(2) && digit(3);
   bool has_month = has_year && s.size() >= 7 && s[4] == '-' && digit(5) && digit(6);
   std::size_t keep = Month ? 7 : 4;
@@ -109,36 +116,51 @@ void coarsen(sqlite3_context* ctx, int, sqlite3_value** argv) {
 void truthy(sqlite3_context* ctx, int, sqlite3_value** argv) {
   sqlite3_value* v = argv[0];
   switch (sqlite3_value_type(v)) {
-    case SQLITE_NULL: sqlite3_result_int(ctx, 0); return;
-    case SQLITE_INTEGER: sqlite3_result_int(ctx, sqlite3_value_int64(v) != 0); return;
-    case SQLITE_FLOAT: sqlite3_result_int(ctx, sqlite3_value_double(v) != 0.0); return;
-    case SQLITE_BLOB: sqlite3_result_int(ctx, sqlite3_value_bytes(v) != 0); return;
-    default: break;
+    case SQLITE_NULL:
+      sqlite3_result_int(ctx, 0);
+      return;
+    case SQLITE_INTEGER:
+      sqlite3_result_int(ctx, sqlite3_value_int64(v) != 0);
+      return;
+    case SQLITE_FLOAT:
+      sqlite3_result_int(ctx, sqlite3_value_double(v) != 0.0);
+      return;
+    case SQLITE_BLOB:
+      sqlite3_result_int(ctx, sqlite3_value_bytes(v) != 0);
+      return;
+    default:
+      break;
   }
   std::string s = text_of(v);
   std::string lower;
   for (char ch : s) {
-    if (!std::isspace(static_cast<unsigned char>(ch))) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!std::isspace(static_cast<unsigned char>(ch)))
+      lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   }
-  bool no = lower.empty() || lower == "0" || lower == "false" || lower == "f" || lower == "no" || lower == "n" ||
-            lower == "off";
+  bool no = lower.empty() || lower == "0" || lower == "false" || lower == "f" || lower == "no" ||
+            lower == "n" || lower == "off";
   sqlite3_result_int(ctx, no ? 0 : 1);
 }
 
 void add(sqlite::Database& db, const char* name, void (*fn)(sqlite3_context*, int, sqlite3_value**),
          const SqlFunctionContext& context) {
-  int rc = sqlite3_create_function_v2(db.handle(), name, 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
-                                      const_cast<SqlFunctionContext*>(&context), fn, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) throw sqlite::SqliteError(rc, fmt::format("cannot register SQL function {}", name));
+  int rc = sqlite3_create_function_v2(
+      db.handle(), name, 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+      const_cast<SqlFunctionContext*>(&context), fn, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK)
+    throw sqlite::SqliteError(rc, fmt::format("cannot register SQL function {}", name));
 }
 
 }  // namespace
 
 std::string_view day_function(AnchorFormat format) {
   switch (format) {
-    case AnchorFormat::date: return "retentiond_day_date";
-    case AnchorFormat::datetime: return "retentiond_day_datetime";
-    case AnchorFormat::unixepoch: return "retentiond_day_unixepoch";
+    case AnchorFormat::date:
+      return "retentiond_day_date";
+    case AnchorFormat::datetime:
+      return "retentiond_day_datetime";
+    case AnchorFormat::unixepoch:
+      return "retentiond_day_unixepoch";
   }
   return "";
 }

@@ -8,12 +8,12 @@
 //   retentiond_truthy(x) 1 when a hold column holds something that means yes
 #pragma once
 
+#include <date/tz.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <date/tz.h>
 
 #include "anchor.hpp"
 #include "sqlite.hpp"

@@ -1,13 +1,12 @@
 #include "sqlite_store.hpp"
 
+#include <fmt/format.h>
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <map>
 
-#include <fmt/format.h>
-
 #include "digest.hpp"
-
-#include <sqlite3.h>
 
 namespace retentiond {
 namespace {
@@ -42,11 +41,16 @@ std::string key_text(const Value& v) {
   return std::visit(
       [](const auto& x) -> std::string {
         using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, std::monostate>) return "";
-        else if constexpr (std::is_same_v<T, std::int64_t>) return std::to_string(x);
-        else if constexpr (std::is_same_v<T, double>) return fmt::format("{}", x);
-        else if constexpr (std::is_same_v<T, std::string>) return x;
-        else return "x'" + sha256_hex(x.bytes) + "'";
+        if constexpr (std::is_same_v<T, std::monostate>)
+          return "";
+        else if constexpr (std::is_same_v<T, std::int64_t>)
+          return std::to_string(x);
+        else if constexpr (std::is_same_v<T, double>)
+          return fmt::format("{}", x);
+        else if constexpr (std::is_same_v<T, std::string>)
+          return x;
+        else
+          return "x'" + sha256_hex(x.bytes) + "'";
       },
       v);
 }
@@ -73,15 +77,19 @@ IndexRange index_range(AnchorFormat format, const DayWindow& w, const date::time
       r.high = format_day(w.through + days{3});
       break;
     case AnchorFormat::unixepoch:
-      if (w.after) r.low = static_cast<std::int64_t>(start_of_local_day(*w.after + days{1}, zone).time_since_epoch().count());
-      r.high = static_cast<std::int64_t>(start_of_local_day(w.through + days{1}, zone).time_since_epoch().count());
+      if (w.after)
+        r.low = static_cast<std::int64_t>(
+            start_of_local_day(*w.after + days{1}, zone).time_since_epoch().count());
+      r.high = static_cast<std::int64_t>(
+          start_of_local_day(w.through + days{1}, zone).time_since_epoch().count());
       break;
   }
   return r;
 }
 
 // `where: { column: value | [values] }` as SQL on the alias t.
-void add_where_conditions(const Rule& rule, std::vector<std::string>& conds, std::vector<Value>& binds) {
+void add_where_conditions(const Rule& rule, std::vector<std::string>& conds,
+                          std::vector<Value>& binds) {
   for (const auto& c : rule.where) {
     std::vector<std::string> alternatives;
     std::vector<std::string> marks;
@@ -94,21 +102,27 @@ void add_where_conditions(const Rule& rule, std::vector<std::string>& conds, std
       }
     }
     if (!marks.empty()) {
-      alternatives.insert(alternatives.begin(), fmt::format("t.{} IN ({})", quote(c.column), fmt::join(marks, ", ")));
+      alternatives.insert(alternatives.begin(),
+                          fmt::format("t.{} IN ({})", quote(c.column), fmt::join(marks, ", ")));
     }
-    conds.push_back(alternatives.size() == 1 ? alternatives[0] : fmt::format("({})", fmt::join(alternatives, " OR ")));
+    conds.push_back(alternatives.size() == 1
+                        ? alternatives[0]
+                        : fmt::format("({})", fmt::join(alternatives, " OR ")));
   }
 }
 
 std::chrono::microseconds held_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                               start);
 }
 
 // True when `table` has a unique index on exactly `column`.
 bool has_unique_index(sqlite::Database& db, const std::string& table, const std::string& column) {
-  Statement list(db, fmt::format("SELECT name FROM pragma_index_list({}) WHERE \"unique\" = 1", quote(table)));
+  Statement list(
+      db, fmt::format("SELECT name FROM pragma_index_list({}) WHERE \"unique\" = 1", quote(table)));
   while (list.step()) {
-    Statement info(db, fmt::format("SELECT name FROM pragma_index_info({})", quote(list.column_text(0))));
+    Statement info(
+        db, fmt::format("SELECT name FROM pragma_index_info({})", quote(list.column_text(0))));
     std::vector<std::string> cols;
     while (info.step()) cols.push_back(info.column_text(0));
     if (cols.size() == 1 && sqlite3_stricmp(cols[0].c_str(), column.c_str()) == 0) return true;
@@ -129,29 +143,33 @@ struct SqliteStore::Row {
 };
 
 struct SqliteStore::Selection {
-  std::string from;             // "main"."t" AS t
-  std::string window;           // the anchor's day is in the window
+  std::string from;    // "main"."t" AS t
+  std::string window;  // the anchor's day is in the window
   std::vector<Value> window_binds;
-  std::string scope;            // the rule's `where:` ("1" without one)
+  std::string scope;  // the rule's `where:` ("1" without one)
   std::vector<Value> scope_binds;
-  std::string base;             // window and scope
+  std::string base;  // window and scope
   std::vector<Value> base_binds;
-  std::string held = "0";       // the row is held
-  std::string pending = "1";    // anonymize: not anonymised yet
+  std::string held = "0";     // the row is held
+  std::string pending = "1";  // anonymize: not anonymised yet
   std::vector<Value> pending_binds;
-  std::string where;            // what a batch acts on: base, not held, pending
+  std::string where;  // what a batch acts on: base, not held, pending
   std::vector<Value> binds;
   std::string anchor;  // quoted anchor column
   std::string ident;   // rowid or the quoted key of a WITHOUT ROWID table
 };
 
-SqliteStore::SqliteStore(const StoreSpec& spec, const Options& options, const SqlFunctionContext& functions)
+SqliteStore::SqliteStore(const StoreSpec& spec, const Options& options,
+                         const SqlFunctionContext& functions)
     : spec_(spec), options_(options), functions_(&functions) {
   using sqlite::OpenMode;
-  OpenMode mode = options.dry_run ? OpenMode::read_only : options.create ? OpenMode::create : OpenMode::read_write;
+  OpenMode mode = options.dry_run  ? OpenMode::read_only
+                  : options.create ? OpenMode::create
+                                   : OpenMode::read_write;
   db_ = std::make_unique<sqlite::Database>(spec.path, mode, options.busy_timeout);
   register_sql_functions(*db_, functions);
-  db_->exec(fmt::format("PRAGMA cache_size = -{}", static_cast<long>(options.cache_mib) * 1024));  // in KiB
+  db_->exec(fmt::format("PRAGMA cache_size = -{}",
+                        static_cast<long>(options.cache_mib) * 1024));  // in KiB
   if (!options.dry_run) {
     // A committed batch must survive a power cut before the audit log says
     // so, and an archive copy before its rows leave the live store.
@@ -215,9 +233,10 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
     } else {
       const auto& t = std::get<HoldByTable>(*rule.hold);
       // Rows in an archive are held by the list kept in the live store.
-      std::string schema = place == Place::archive && hold_source ? std::string(kHoldSchema) : "main";
-      sel.held = fmt::format("EXISTS (SELECT 1 FROM {}.{} AS h WHERE h.{} = t.{})", schema, quote(t.table),
-                             quote(t.key), quote(rule.key));
+      std::string schema =
+          place == Place::archive && hold_source ? std::string(kHoldSchema) : "main";
+      sel.held = fmt::format("EXISTS (SELECT 1 FROM {}.{} AS h WHERE h.{} = t.{})", schema,
+                             quote(t.table), quote(t.key), quote(rule.key));
     }
   }
   if (action == Action::anonymize && rule.anonymize) {
@@ -232,15 +251,26 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
         std::string col = "t." + quote(c.column);
         using K = AnonymizeMethod::Kind;
         switch (c.method.kind) {
-          case K::null: done.push_back(col + " IS NULL"); break;
+          case K::null:
+            done.push_back(col + " IS NULL");
+            break;
           case K::value:
             done.push_back(col + " IS ?");
             sel.pending_binds.push_back(to_value(c.method.value));
             break;
-          case K::year: done.push_back(fmt::format("{0} IS retentiond_year({0})", col)); break;
-          case K::month: done.push_back(fmt::format("{0} IS retentiond_month({0})", col)); break;
-          case K::truncate: done.push_back(fmt::format("({0} IS NULL OR length({0}) <= {1})", col, c.method.truncate)); break;
-          case K::hmac: done.push_back("0"); break;  // refused without a mark at load time
+          case K::year:
+            done.push_back(fmt::format("{0} IS retentiond_year({0})", col));
+            break;
+          case K::month:
+            done.push_back(fmt::format("{0} IS retentiond_month({0})", col));
+            break;
+          case K::truncate:
+            done.push_back(
+                fmt::format("({0} IS NULL OR length({0}) <= {1})", col, c.method.truncate));
+            break;
+          case K::hmac:
+            done.push_back("0");
+            break;  // refused without a mark at load time
         }
       }
       sel.pending = fmt::format("NOT ({})", fmt::join(done, " AND "));
@@ -264,19 +294,22 @@ Counts SqliteStore::count(const Rule& rule, const DayWindow& window, Action acti
   std::string sql;
   if (!with_undated) {
     // One pass over the window (through the anchor's index) counts both.
-    sql = fmt::format("SELECT count(*) FILTER (WHERE NOT ({0}) AND ({1})), count(*) FILTER (WHERE {0}), 0 "
-                      "FROM {2} WHERE {3}",
-                      sel.held, sel.pending, sel.from, sel.base);
+    sql = fmt::format(
+        "SELECT count(*) FILTER (WHERE NOT ({0}) AND ({1})), count(*) FILTER (WHERE {0}), 0 "
+        "FROM {2} WHERE {3}",
+        sel.held, sel.pending, sel.from, sel.base);
     add(sel.pending_binds);
     add(sel.base_binds);
   } else {
     // Undated rows sort anywhere (NULL, '', 'garbage', '2015-02-30'), so
     // counting them reads the whole table (or the anchor's index); the same
     // single pass counts the window too.
-    sql = fmt::format("SELECT count(*) FILTER (WHERE {0} AND NOT ({1}) AND ({2})), count(*) FILTER (WHERE {0} AND {1}), "
-                      "count(*) FILTER (WHERE {3}(t.{4}) IS NULL) FROM {5} WHERE {6}",
-                      sel.window, sel.held, sel.pending, day_function(rule.anchor_format), quote(rule.anchor),
-                      sel.from, sel.scope);
+    sql = fmt::format(
+        "SELECT count(*) FILTER (WHERE {0} AND NOT ({1}) AND ({2})), count(*) FILTER (WHERE {0} "
+        "AND {1}), "
+        "count(*) FILTER (WHERE {3}(t.{4}) IS NULL) FROM {5} WHERE {6}",
+        sel.window, sel.held, sel.pending, day_function(rule.anchor_format), quote(rule.anchor),
+        sel.from, sel.scope);
     add(sel.window_binds);
     add(sel.pending_binds);
     add(sel.window_binds);
@@ -292,7 +325,8 @@ Counts SqliteStore::count(const Rule& rule, const DayWindow& window, Action acti
   return counts;
 }
 
-std::vector<SqliteStore::Row> SqliteStore::fetch_batch(const Selection& sel, const std::vector<std::string>& columns,
+std::vector<SqliteStore::Row> SqliteStore::fetch_batch(const Selection& sel,
+                                                       const std::vector<std::string>& columns,
                                                        Cursor& cursor, int limit) {
   std::string where = sel.where;
   std::vector<Value> binds = sel.binds;
@@ -311,13 +345,15 @@ std::vector<SqliteStore::Row> SqliteStore::fetch_batch(const Selection& sel, con
   std::vector<std::string> cols{sel.ident, sel.anchor};
   cols.insert(cols.end(), columns.begin(), columns.end());
   std::string order = by_row ? sel.ident : fmt::format("{}, {}", sel.anchor, sel.ident);
-  Statement s(*db_, fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}", fmt::join(cols, ", "),
-                                table_clause(sel, cursor.order), where, order, limit));
+  Statement s(*db_,
+              fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}", fmt::join(cols, ", "),
+                          table_clause(sel, cursor.order), where, order, limit));
   for (std::size_t i = 0; i < binds.size(); ++i) s.bind(static_cast<int>(i + 1), binds[i]);
   std::vector<Row> rows;
   while (s.step()) {
     Row row{s.column(0), s.column(1), {}};
-    for (std::size_t i = 0; i < columns.size(); ++i) row.values.push_back(s.column(static_cast<int>(i + 2)));
+    for (std::size_t i = 0; i < columns.size(); ++i)
+      row.values.push_back(s.column(static_cast<int>(i + 2)));
     cursor.anchor = row.anchor;
     cursor.ident = row.ident;
     rows.push_back(std::move(row));
@@ -329,16 +365,20 @@ BatchOrder SqliteStore::choose_order(const Rule& rule, std::int64_t matched) {
   // The rowid span is a free estimate of the table's size; a WITHOUT ROWID
   // table is read in anchor order.
   if (ident_of(rule) != "t.rowid") return BatchOrder::by_anchor;
-  Statement s(*db_, fmt::format("SELECT max(rowid) - min(rowid) + 1 FROM main.{}", quote(rule.table)));
+  Statement s(*db_,
+              fmt::format("SELECT max(rowid) - min(rowid) + 1 FROM main.{}", quote(rule.table)));
   if (!s.step() || s.column_is_null(0)) return BatchOrder::by_anchor;
   // Past a tenth of the table, reading all of it once in row order costs
   // less than rewriting pages batch after batch.
   constexpr std::int64_t kRowOrderFraction = 10;
-  return matched * kRowOrderFraction >= s.column_int(0) ? BatchOrder::by_row : BatchOrder::by_anchor;
+  return matched * kRowOrderFraction >= s.column_int(0) ? BatchOrder::by_row
+                                                        : BatchOrder::by_anchor;
 }
 
 void SqliteStore::write_outbox(const AuditEntry& entry) {
-  db_->exec(fmt::format("CREATE TABLE IF NOT EXISTS main.{} (id INTEGER PRIMARY KEY, entry TEXT NOT NULL)", quote(kOutbox)));
+  db_->exec(fmt::format(
+      "CREATE TABLE IF NOT EXISTS main.{} (id INTEGER PRIMARY KEY, entry TEXT NOT NULL)",
+      quote(kOutbox)));
   Statement s(*db_, fmt::format("INSERT INTO main.{} (entry) VALUES (?1)", quote(kOutbox)));
   s.bind(1, entry.to_json().dump());
   s.step();
@@ -370,8 +410,10 @@ Result<int> SqliteStore::settle_outbox(AuditLog& audit) {
       } catch (const nlohmann::json::exception&) {
       }
       if (!entry) {
-        return fail(ExitCode::data_error, fmt::format("store '{}' ({}): outbox row {} is damaged; it must be logged by hand",
-                                                      spec_.name, spec_.path.string(), s.column_int(0)));
+        return fail(
+            ExitCode::data_error,
+            fmt::format("store '{}' ({}): outbox row {} is damaged; it must be logged by hand",
+                        spec_.name, spec_.path.string(), s.column_int(0)));
       }
       pending.emplace_back(s.column_int(0), std::move(*entry));
     }
@@ -403,9 +445,10 @@ std::string SqliteStore::table_clause(const Selection& sel, BatchOrder order) {
   return order == BatchOrder::by_row ? sel.from + " NOT INDEXED" : sel.from;
 }
 
-std::int64_t SqliteStore::act_on_batch_range(const std::string& statement_head, const Selection& sel,
-                                             const std::vector<Value>& head_binds, const std::vector<Row>& rows,
-                                             BatchOrder order) {
+std::int64_t SqliteStore::act_on_batch_range(const std::string& statement_head,
+                                             const Selection& sel,
+                                             const std::vector<Value>& head_binds,
+                                             const std::vector<Row>& rows, BatchOrder order) {
   std::string range;
   std::vector<Value> range_binds;
   if (order == BatchOrder::by_row) {
@@ -414,7 +457,8 @@ std::int64_t SqliteStore::act_on_batch_range(const std::string& statement_head, 
   } else {
     // The plain bounds on the anchor let the planner scan just the batch's
     // slice of the index; the row values then cut it exactly.
-    range = fmt::format("{0} BETWEEN ? AND ? AND ({0}, {1}) >= (?, ?) AND ({0}, {1}) <= (?, ?)", sel.anchor, sel.ident);
+    range = fmt::format("{0} BETWEEN ? AND ? AND ({0}, {1}) >= (?, ?) AND ({0}, {1}) <= (?, ?)",
+                        sel.anchor, sel.ident);
     range_binds = {rows.front().anchor, rows.back().anchor, rows.front().anchor,
                    rows.front().ident,  rows.back().anchor, rows.back().ident};
   }
@@ -428,7 +472,8 @@ std::int64_t SqliteStore::act_on_batch_range(const std::string& statement_head, 
   if (changed != static_cast<std::int64_t>(rows.size())) {
     // Never expected inside the batch's own transaction; the caller's
     // transaction rolls back when this propagates.
-    throw sqlite::SqliteError(1, fmt::format("a batch of {} rows changed {} instead; rolled back", rows.size(), changed));
+    throw sqlite::SqliteError(
+        1, fmt::format("a batch of {} rows changed {} instead; rolled back", rows.size(), changed));
   }
   return changed;
 }
@@ -441,8 +486,9 @@ void SqliteStore::record_batch(BatchResult& result, AuditEntry entry, Sha256& di
   result.entry = std::move(entry);
 }
 
-BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window, Place place, int limit,
-                                      Cursor& cursor, AuditEntry entry, const SqliteStore* hold_source) {
+BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window, Place place,
+                                      int limit, Cursor& cursor, AuditEntry entry,
+                                      const SqliteStore* hold_source) {
   BatchResult result;
   if (!db_->table_exists(rule.table)) return result;
   if (place == Place::archive) attach_hold_source(hold_source);
@@ -453,8 +499,9 @@ BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window,
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
   result.more = static_cast<int>(rows.size()) == limit;
   if (!rows.empty()) {
-    result.affected = act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {}, rows,
-                                         cursor.order);
+    result.affected =
+        act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {},
+                           rows, cursor.order);
     Sha256 digest;
     for (const auto& row : rows) digest.update(key_text(row.values[0]) + "\n");
     record_batch(result, std::move(entry), digest);
@@ -471,27 +518,35 @@ std::string anonymize_expression(const ColumnAnonymization& c, std::vector<Value
   std::string col = quote(c.column);
   using K = AnonymizeMethod::Kind;
   switch (c.method.kind) {
-    case K::null: return "NULL";
-    case K::value: binds.push_back(to_value(c.method.value)); return "?";
-    case K::hmac: return fmt::format("retentiond_hmac({})", col);
-    case K::year: return fmt::format("retentiond_year({})", col);
-    case K::month: return fmt::format("retentiond_month({})", col);
-    case K::truncate: return fmt::format("substr({}, 1, {})", col, c.method.truncate);
+    case K::null:
+      return "NULL";
+    case K::value:
+      binds.push_back(to_value(c.method.value));
+      return "?";
+    case K::hmac:
+      return fmt::format("retentiond_hmac({})", col);
+    case K::year:
+      return fmt::format("retentiond_year({})", col);
+    case K::month:
+      return fmt::format("retentiond_month({})", col);
+    case K::truncate:
+      return fmt::format("substr({}, 1, {})", col, c.method.truncate);
   }
   return "NULL";
 }
 
 }  // namespace
 
-BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& window, int limit, Cursor& cursor,
-                                         AuditEntry entry) {
+BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& window, int limit,
+                                         Cursor& cursor, AuditEntry entry) {
   BatchResult result;
   const Anonymization& a = *rule.anonymize;
   Selection sel = select(rule, window, Place::live, nullptr, Action::anonymize);
   sel.ident = ident_of(rule);
   std::vector<std::string> sets;
   std::vector<Value> set_binds;
-  for (const auto& c : a.columns) sets.push_back(fmt::format("{} = {}", quote(c.column), anonymize_expression(c, set_binds)));
+  for (const auto& c : a.columns)
+    sets.push_back(fmt::format("{} = {}", quote(c.column), anonymize_expression(c, set_binds)));
   if (a.mark) {
     sets.push_back(fmt::format("{} = ?", quote(*a.mark)));
     set_binds.push_back(entry.time);
@@ -501,8 +556,9 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
   Sha256 digest;
   if (!rows.empty()) {
-    result.affected = act_on_batch_range(fmt::format("UPDATE {} SET {}", table_clause(sel, cursor.order), fmt::join(sets, ", ")), sel,
-                                         set_binds, rows, cursor.order);
+    result.affected = act_on_batch_range(
+        fmt::format("UPDATE {} SET {}", table_clause(sel, cursor.order), fmt::join(sets, ", ")),
+        sel, set_binds, rows, cursor.order);
     for (const auto& row : rows) digest.update(key_text(row.values[0]) + "\n");
   }
   result.more = static_cast<int>(rows.size()) == limit;
@@ -512,8 +568,9 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
   return result;
 }
 
-BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window, SqliteStore& archive, int limit,
-                                       Cursor& cursor, AuditEntry entry) {
+BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window,
+                                       SqliteStore& archive, int limit, Cursor& cursor,
+                                       AuditEntry entry) {
   BatchResult result;
   auto columns = db_->columns(rule.table);
   std::vector<std::string> names, selected;
@@ -521,9 +578,12 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     names.push_back(quote(name));
     selected.push_back("t." + quote(name));
   }
-  auto key_pos = static_cast<std::size_t>(
-      std::find_if(columns.begin(), columns.end(), [&](const auto& c) { return c.first == rule.key; }) - columns.begin());
-  if (key_pos == columns.size()) throw sqlite::SqliteError(1, fmt::format("table {} has no column {}", rule.table, rule.key));
+  auto key_pos =
+      static_cast<std::size_t>(std::find_if(columns.begin(), columns.end(),
+                                            [&](const auto& c) { return c.first == rule.key; }) -
+                               columns.begin());
+  if (key_pos == columns.size())
+    throw sqlite::SqliteError(1, fmt::format("table {} has no column {}", rule.table, rule.key));
   Selection sel = select(rule, window, Place::live, nullptr, Action::archive);
   sel.ident = ident_of(rule);
 
@@ -545,26 +605,29 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     sqlite::Transaction archive_tx(adb);
     if (!adb.table_exists(rule.table)) {
       std::vector<std::string> defs;
-      for (const auto& [name, type] : columns) defs.push_back(type.empty() ? quote(name) : quote(name) + " " + type);
+      for (const auto& [name, type] : columns)
+        defs.push_back(type.empty() ? quote(name) : quote(name) + " " + type);
       adb.exec(fmt::format("CREATE TABLE main.{} ({})", quote(rule.table), fmt::join(defs, ", ")));
       // Unique: the key identifies a row, and an insert that meets its key
       // already there is how an interrupted move is recognised.
-      adb.exec(fmt::format("CREATE UNIQUE INDEX main.{} ON {} ({})", quote("retentiond_" + rule.table + "_" + rule.key),
-                           quote(rule.table), quote(rule.key)));
+      adb.exec(fmt::format("CREATE UNIQUE INDEX main.{} ON {} ({})",
+                           quote("retentiond_" + rule.table + "_" + rule.key), quote(rule.table),
+                           quote(rule.key)));
       if (rule.anchor != rule.key) {
-        adb.exec(fmt::format("CREATE INDEX main.{} ON {} ({})", quote("retentiond_" + rule.table + "_" + rule.anchor),
+        adb.exec(fmt::format("CREATE INDEX main.{} ON {} ({})",
+                             quote("retentiond_" + rule.table + "_" + rule.anchor),
                              quote(rule.table), quote(rule.anchor)));
       }
     }
-    Statement find(adb, fmt::format("SELECT {} FROM main.{} WHERE {} IS ?1", fmt::join(names, ", "), quote(rule.table),
-                                    quote(rule.key)));
+    Statement find(adb, fmt::format("SELECT {} FROM main.{} WHERE {} IS ?1", fmt::join(names, ", "),
+                                    quote(rule.table), quote(rule.key)));
     std::vector<std::string> marks(names.size(), "?");
     // With a unique index on the key, the insert itself says whether the key
     // is new (the common case, one statement a row); otherwise, and for NULL
     // keys (distinct to a unique index), the archive is searched first.
     bool unique_key = has_unique_index(adb, rule.table, rule.key);
-    std::string insert_sql = fmt::format("INTO main.{} ({}) VALUES ({})", quote(rule.table), fmt::join(names, ", "),
-                                         fmt::join(marks, ", "));
+    std::string insert_sql = fmt::format("INTO main.{} ({}) VALUES ({})", quote(rule.table),
+                                         fmt::join(names, ", "), fmt::join(marks, ", "));
     // OR IGNORE also ignores every other constraint the archive's table may
     // have (NOT NULL, CHECK, another UNIQUE): a row it skipped and that the
     // search below does not find is inserted again without it, so that the
@@ -574,7 +637,8 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     for (std::size_t r = 0; r < rows.size(); ++r) {
       const auto& values = rows[r].values;
       if (unique_key && !std::holds_alternative<std::monostate>(values[key_pos])) {
-        for (std::size_t i = 0; i < values.size(); ++i) insert_or_ignore.bind(static_cast<int>(i + 1), values[i]);
+        for (std::size_t i = 0; i < values.size(); ++i)
+          insert_or_ignore.bind(static_cast<int>(i + 1), values[i]);
         insert_or_ignore.step();
         insert_or_ignore.reset();
         if (adb.changes() > 0) continue;  // copied
@@ -583,7 +647,8 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
       bool same = false, other = false;
       while (find.step()) {
         bool equal = true;
-        for (std::size_t i = 0; i < values.size() && equal; ++i) equal = find.column(static_cast<int>(i)) == values[i];
+        for (std::size_t i = 0; i < values.size() && equal; ++i)
+          equal = find.column(static_cast<int>(i)) == values[i];
         (equal ? same : other) = true;
       }
       find.reset();
@@ -593,7 +658,8 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
         ++result.conflicts;
         continue;
       }
-      for (std::size_t i = 0; i < values.size(); ++i) insert.bind(static_cast<int>(i + 1), values[i]);
+      for (std::size_t i = 0; i < values.size(); ++i)
+        insert.bind(static_cast<int>(i + 1), values[i]);
       insert.step();
       insert.reset();
     }
@@ -602,12 +668,14 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
 
   Sha256 digest;
   if (result.conflicts == 0) {
-    result.affected = act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {}, rows,
-                                         cursor.order);
+    result.affected =
+        act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {},
+                           rows, cursor.order);
     for (const auto& row : rows) digest.update(key_text(row.values[key_pos]) + "\n");
   } else {
     // Conflicting rows stay: delete the others one by one.
-    Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table), sel.ident.substr(2)));
+    Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table),
+                                    sel.ident.substr(2)));
     for (std::size_t r = 0; r < rows.size(); ++r) {
       if (conflict[r]) continue;
       del.bind(1, rows[r].ident);

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "audit_log.hpp"
-#include "digest.hpp"
 #include "calendar.hpp"
+#include "digest.hpp"
 #include "policy.hpp"
 #include "report.hpp"
 #include "sqlite.hpp"
@@ -53,8 +53,8 @@ struct Cursor {
 struct BatchResult {
   std::int64_t affected = 0;
   std::int64_t conflicts = 0;
-  bool more = false;               // the window may hold more rows
-  std::optional<AuditEntry> entry; // what was committed, to append to the audit log
+  bool more = false;                             // the window may hold more rows
+  std::optional<AuditEntry> entry;               // what was committed, to append to the audit log
   std::chrono::microseconds write_lock_held{0};  // BEGIN IMMEDIATE to COMMIT on this store
 };
 
@@ -104,16 +104,16 @@ class SqliteStore {
 
  private:
   struct Selection;
-  Selection select(const Rule& rule, const DayWindow& window, Place place, const SqliteStore* hold_source,
-                   Action action) const;
+  Selection select(const Rule& rule, const DayWindow& window, Place place,
+                   const SqliteStore* hold_source, Action action) const;
   void attach_hold_source(const SqliteStore* hold_source);
   struct Row;
-  std::vector<Row> fetch_batch(const Selection& sel, const std::vector<std::string>& columns, Cursor& cursor,
-                               int limit);
+  std::vector<Row> fetch_batch(const Selection& sel, const std::vector<std::string>& columns,
+                               Cursor& cursor, int limit);
   static std::string table_clause(const Selection& sel, BatchOrder order);
   std::int64_t act_on_batch_range(const std::string& statement_head, const Selection& sel,
-                                  const std::vector<sqlite::Value>& head_binds, const std::vector<Row>& rows,
-                                  BatchOrder order);
+                                  const std::vector<sqlite::Value>& head_binds,
+                                  const std::vector<Row>& rows, BatchOrder order);
   void write_outbox(const AuditEntry& entry);
   // Fills in the batch's audit entry and writes it to the outbox, when the
   // batch changed anything. REQUIRES: inside the batch's transaction.

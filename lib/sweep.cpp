@@ -1,14 +1,13 @@
 #include "sweep.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <map>
 #include <memory>
 #include <optional>
-
-#include <fmt/format.h>
 
 #include "audit_log.hpp"
 #include "files.hpp"
@@ -28,10 +27,13 @@ class SweepLock {
     SweepLock lock;
     fs::path path = state_dir / "sweep.lock";
     lock.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock.fd_ < 0) return fail(ExitCode::cant_create, fmt::format("cannot create {}", path.string()));
+    if (lock.fd_ < 0)
+      return fail(ExitCode::cant_create, fmt::format("cannot create {}", path.string()));
     if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
-      return fail(ExitCode::temp_fail, fmt::format("another sweep is running on the state directory {}; try again when it ends",
-                                                   state_dir.string()));
+      return fail(
+          ExitCode::temp_fail,
+          fmt::format("another sweep is running on the state directory {}; try again when it ends",
+                      state_dir.string()));
     }
     return lock;
   }
@@ -67,10 +69,12 @@ std::vector<Task> tasks_of(const Rule& rule, Day as_of) {
   const Stage* archive = rule.archive_stage();
   bool archive_undated_counted = false;
   for (std::size_t i = 0; i < rule.stages.size(); ++i) {
-    DayWindow w{i + 1 < cutoffs.size() ? std::optional<Day>(cutoffs[i + 1]) : std::nullopt, cutoffs[i]};
+    DayWindow w{i + 1 < cutoffs.size() ? std::optional<Day>(cutoffs[i + 1]) : std::nullopt,
+                cutoffs[i]};
     tasks.push_back({&rule, &rule.stages[i], w, Place::live, rule.store, i == 0});
     if (archive && rule.stages[i].number > archive->number) {
-      tasks.push_back({&rule, &rule.stages[i], w, Place::archive, archive->to, !archive_undated_counted});
+      tasks.push_back(
+          {&rule, &rule.stages[i], w, Place::archive, archive->to, !archive_undated_counted});
       archive_undated_counted = true;
     }
   }
@@ -81,7 +85,12 @@ class Sweeper {
  public:
   Sweeper(const Policy& policy, const SweepOptions& options, const Clock& clock, Logger& log,
           const SweepControl& control, AuditLog* audit)
-      : policy_(policy), options_(options), clock_(clock), log_(log), control_(control), audit_(audit) {
+      : policy_(policy),
+        options_(options),
+        clock_(clock),
+        log_(log),
+        control_(control),
+        audit_(audit) {
     functions_.zone = policy.zone;
     functions_.hmac_key = policy.hmac_key;
   }
@@ -97,7 +106,8 @@ class Sweeper {
     if (audit_ && !settle_outboxes(outcome)) return outcome;
 
     for (const auto& rule : policy_.rules) {
-      if (!options_.rules.empty() && std::find(options_.rules.begin(), options_.rules.end(), rule.name) == options_.rules.end()) {
+      if (!options_.rules.empty() && std::find(options_.rules.begin(), options_.rules.end(),
+                                               rule.name) == options_.rules.end()) {
         continue;
       }
       bool rule_failed = false;
@@ -117,12 +127,14 @@ class Sweeper {
             entry.error = error->message;
             rule_failed = true;
             raise(outcome, error->code);
-            log_.error("rule '{}' stage {} on store '{}': {}", rule.name, entry.stage, task.store, error->message);
+            log_.error("rule '{}' stage {} on store '{}': {}", rule.name, entry.stage, task.store,
+                       error->message);
           }
         }
         report.entries.push_back(std::move(entry));
         tidy_outboxes(outcome);
-        if (outcome.code == ExitCode::temp_fail) return outcome;  // busy: the sweep ends; the next one resumes
+        if (outcome.code == ExitCode::temp_fail)
+          return outcome;  // busy: the sweep ends; the next one resumes
       }
     }
     tidy_outboxes(outcome);
@@ -134,12 +146,18 @@ class Sweeper {
   static void raise(SweepOutcome& outcome, ExitCode code) {
     auto rank = [](ExitCode c) {
       switch (c) {
-        case ExitCode::ok: return 0;
-        case ExitCode::data_error: return 1;
-        case ExitCode::unavailable: return 2;
-        case ExitCode::cant_create: return 3;
-        case ExitCode::temp_fail: return 4;
-        default: return 2;
+        case ExitCode::ok:
+          return 0;
+        case ExitCode::data_error:
+          return 1;
+        case ExitCode::unavailable:
+          return 2;
+        case ExitCode::cant_create:
+          return 3;
+        case ExitCode::temp_fail:
+          return 4;
+        default:
+          return 2;
       }
     };
     if (rank(code) > rank(outcome.code)) outcome.code = code;
@@ -162,16 +180,19 @@ class Sweeper {
 
   static std::optional<Error> store_error(const StoreSpec& spec, const sqlite::SqliteError& e) {
     if (e.busy()) {
-      return Error{ExitCode::temp_fail, fmt::format("store '{}' ({}) stayed busy past its timeout; nothing was lost, the next sweep resumes: {}",
+      return Error{ExitCode::temp_fail, fmt::format("store '{}' ({}) stayed busy past its timeout; "
+                                                    "nothing was lost, the next sweep resumes: {}",
                                                     spec.name, spec.path.string(), e.what())};
     }
     if (e.corrupt()) {
       return Error{ExitCode::unavailable,
-                   fmt::format("store '{}' ({}) is not a database or its file is malformed; nothing was changed in it "
+                   fmt::format("store '{}' ({}) is not a database or its file is malformed; "
+                               "nothing was changed in it "
                                "(check it with: sqlite3 {} 'PRAGMA integrity_check')",
                                spec.name, spec.path.string(), spec.path.string())};
     }
-    return Error{ExitCode::unavailable, fmt::format("store '{}' ({}): {}", spec.name, spec.path.string(), e.what())};
+    return Error{ExitCode::unavailable,
+                 fmt::format("store '{}' ({}): {}", spec.name, spec.path.string(), e.what())};
   }
 
   // Before anything else: entries that a crash left in the stores' outboxes
@@ -216,8 +237,9 @@ class Sweeper {
           return false;
         }
         if (*appended > 0) {
-          log_.warning("store '{}': {} audit entr{} of an interrupted sweep written to the audit log", name, *appended,
-                       *appended == 1 ? "y" : "ies");
+          log_.warning(
+              "store '{}': {} audit entr{} of an interrupted sweep written to the audit log", name,
+              *appended, *appended == 1 ? "y" : "ies");
         }
       } catch (const sqlite::SqliteError& e) {
         // The rules on this store fail with this error when they reach it;
@@ -233,48 +255,66 @@ class Sweeper {
     const Rule& rule = *task.rule;
     const StoreSpec& spec = *policy_.find_store(task.store);
     try {
-      SqliteStore* s = store(task.store, task.place == Place::archive ? IfMissing::skip : IfMissing::fail);
+      SqliteStore* s =
+          store(task.store, task.place == Place::archive ? IfMissing::skip : IfMissing::fail);
       if (!s) return std::nullopt;  // dry run of an archive not created yet: nothing there
       if (!s->table_exists(rule.table)) {
         if (task.place == Place::archive) return std::nullopt;
-        return Error{ExitCode::unavailable, fmt::format("store '{}' ({}): table '{}' does not exist", spec.name, spec.path.string(), rule.table)};
+        return Error{ExitCode::unavailable,
+                     fmt::format("store '{}' ({}): table '{}' does not exist", spec.name,
+                                 spec.path.string(), rule.table)};
       }
       SqliteStore* hold_source = task.place == Place::archive ? store(rule.store) : nullptr;
       Action action = task.stage->action;
       if (auto effects = side_effects_of(s->db(), rule, action)) {
-        return Error{ExitCode::unavailable, fmt::format("store '{}' ({}): refused: {}", spec.name, spec.path.string(), *effects)};
+        return Error{ExitCode::unavailable, fmt::format("store '{}' ({}): refused: {}", spec.name,
+                                                        spec.path.string(), *effects)};
       }
-      entry.counts = s->count(rule, task.window, action, task.place, hold_source, task.count_undated);
+      entry.counts =
+          s->count(rule, task.window, action, task.place, hold_source, task.count_undated);
       if (options_.dry_run) return std::nullopt;
 
-      SqliteStore* archive = action == Action::archive ? store(task.stage->to, IfMissing::create) : nullptr;
+      SqliteStore* archive =
+          action == Action::archive ? store(task.stage->to, IfMissing::create) : nullptr;
       Cursor cursor;
       cursor.order = s->choose_order(rule, entry.counts.matched);
       SweepProgress progress{rule.name, task.stage->number, task.store, 0};
       while (true) {
         if (control_.stop && control_.stop->load()) {
           outcome.interrupted = true;
-          log_.info("stopping between batches (rule '{}', stage {})", rule.name, task.stage->number);
+          log_.info("stopping between batches (rule '{}', stage {})", rule.name,
+                    task.stage->number);
           return std::nullopt;
         }
-        AuditEntry audit_entry{utc_timestamp(clock_.now()), rule.name, task.stage->number,
-                               std::string(to_string(action)), task.store, rule.table,
-                               format_day(options_.as_of), entry.cutoff, 0, ""};
+        AuditEntry audit_entry{utc_timestamp(clock_.now()),
+                               rule.name,
+                               task.stage->number,
+                               std::string(to_string(action)),
+                               task.store,
+                               rule.table,
+                               format_day(options_.as_of),
+                               entry.cutoff,
+                               0,
+                               ""};
         BatchResult batch;
         switch (action) {
           case Action::erase:
-            batch = s->delete_batch(rule, task.window, task.place, policy_.batch_size, cursor, audit_entry, hold_source);
+            batch = s->delete_batch(rule, task.window, task.place, policy_.batch_size, cursor,
+                                    audit_entry, hold_source);
             break;
           case Action::anonymize:
             batch = s->anonymize_batch(rule, task.window, policy_.batch_size, cursor, audit_entry);
             break;
           case Action::archive:
-            batch = s->archive_batch(rule, task.window, *archive, policy_.batch_size, cursor, audit_entry);
+            batch = s->archive_batch(rule, task.window, *archive, policy_.batch_size, cursor,
+                                     audit_entry);
             break;
         }
-        log_.debug("rule '{}' stage {} on '{}': batch of {} rows ({} conflicts), write lock held {:.1f} ms",
-                   rule.name, task.stage->number, task.store, batch.affected, batch.conflicts,
-                   std::chrono::duration<double, std::milli>(batch.write_lock_held).count());
+        log_.debug(
+            "rule '{}' stage {} on '{}': batch of {} rows ({} conflicts), write lock held {:.1f} "
+            "ms",
+            rule.name, task.stage->number, task.store, batch.affected, batch.conflicts,
+            std::chrono::duration<double, std::milli>(batch.write_lock_held).count());
         entry.counts.affected += batch.affected;
         entry.counts.conflicts += batch.conflicts;
         if (batch.entry) {
@@ -287,8 +327,10 @@ class Sweeper {
         if (!batch.more) break;
       }
       if (entry.counts.conflicts > 0) {
-        log_.warning("rule '{}': {} row(s) not archived: store '{}' already holds a different row with the same key",
-                     rule.name, entry.counts.conflicts, task.stage->to);
+        log_.warning(
+            "rule '{}': {} row(s) not archived: store '{}' already holds a different row with the "
+            "same key",
+            rule.name, entry.counts.conflicts, task.stage->to);
       }
       return std::nullopt;
     } catch (const sqlite::SqliteError& e) {
@@ -315,22 +357,26 @@ Day today(const Policy& policy, const Clock& clock) {
 Result<void> check_as_of(const Policy& policy, Day as_of, bool dry_run, const Clock& clock) {
   Day now = today(policy, clock);
   if (!dry_run && as_of > now) {
-    return fail(ExitCode::usage, fmt::format("--as-of {} is after today ({} in {}): a real sweep would delete early; use plan or --dry-run to look ahead",
-                                             format_day(as_of), format_day(now), policy.timezone));
+    return fail(ExitCode::usage,
+                fmt::format("--as-of {} is after today ({} in {}): a real sweep would delete "
+                            "early; use plan or --dry-run to look ahead",
+                            format_day(as_of), format_day(now), policy.timezone));
   }
   return {};
 }
 
-Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options, const Clock& clock, Logger& log,
-                               const SweepControl& control) {
-  if (auto ok = check_as_of(policy, options.as_of, options.dry_run, clock); !ok) return std::unexpected(ok.error());
+Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options,
+                               const Clock& clock, Logger& log, const SweepControl& control) {
+  if (auto ok = check_as_of(policy, options.as_of, options.dry_run, clock); !ok)
+    return std::unexpected(ok.error());
   std::optional<AuditLog> audit;
   std::optional<SweepLock> lock;
   if (!options.dry_run) {
     // Everything that could stop the audit trail is checked before a store is touched.
     // The lock comes first: opening the log cuts off a partly written last
     // line, which in another running sweep's log is a line being written.
-    if (auto made = ensure_private_directory(options.state_dir); !made) return std::unexpected(made.error());
+    if (auto made = ensure_private_directory(options.state_dir); !made)
+      return std::unexpected(made.error());
     auto locked = SweepLock::acquire(options.state_dir);
     if (!locked) return std::unexpected(locked.error());
     lock.emplace(std::move(*locked));

@@ -57,7 +57,7 @@ Result<void> check_as_of(const Policy& policy, Day as_of, bool dry_run, const Cl
 // store is touched (the state directory or audit log not writable, another
 // sweep running) are returned as an Error; failures of single rules are in
 // the report and in SweepOutcome::code.
-Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options, const Clock& clock,
-                               Logger& log, const SweepControl& control = {});
+Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options,
+                               const Clock& clock, Logger& log, const SweepControl& control = {});
 
 }  // namespace retentiond

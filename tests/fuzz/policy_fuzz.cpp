@@ -16,7 +16,8 @@ namespace {
 // One file per process, rewritten for each input (the loader reads files).
 const std::filesystem::path& scratch() {
   static const std::filesystem::path path = [] {
-    auto dir = std::filesystem::temp_directory_path() / ("retentiond-fuzz-" + std::to_string(::getpid()));
+    auto dir =
+        std::filesystem::temp_directory_path() / ("retentiond-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     return dir / "policy.yaml";
   }();
@@ -35,7 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto& message = policy.error().message;
     // Every invalid policy is reported with the file's name first.
     if (message.rfind(scratch().string(), 0) != 0) std::abort();
-    if (policy.error().code != retentiond::ExitCode::config && policy.error().code != retentiond::ExitCode::no_input) {
+    if (policy.error().code != retentiond::ExitCode::config &&
+        policy.error().code != retentiond::ExitCode::no_input) {
       std::abort();
     }
   }
