@@ -42,6 +42,11 @@ Database::Database(const std::filesystem::path& path, OpenMode mode,
       flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
       break;
   }
+  std::error_code ec;
+  if (mode != OpenMode::create && !std::filesystem::exists(path, ec)) {
+    // SQLite would only say "unable to open database file".
+    throw SqliteError(SQLITE_CANTOPEN, fmt::format("cannot open {}: the file does not exist", path.string()));
+  }
   int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string detail = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
