@@ -13,6 +13,7 @@
 
 #include "digest.hpp"
 #include "sqlite.hpp"
+#include "sweep_support.hpp"
 #include "test_support.hpp"
 
 extern char** environ;
@@ -22,58 +23,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Outcome {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using Outcome = retentiond::test::ProcessOutcome;
 
-// Runs the retentiond binary with `args`, stdout and stderr captured in
-// files (no pipe to fill up), without the systemd variables of the caller's
-// environment.
+// The binary run to its end, its output captured in a scratch folder.
 Outcome run(const std::vector<std::string>& args) {
   TempDir capture;
-  const fs::path out_file = capture / "stdout";
-  const fs::path err_file = capture / "stderr";
-
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string_view var(*e);
-    if (var.starts_with("CREDENTIALS_DIRECTORY=") || var.starts_with("STATE_DIRECTORY=") ||
-        var.starts_with("NOTIFY_SOCKET=") || var.starts_with("WATCHDOG_") ||
-        var.starts_with("JOURNAL_STREAM=")) {
-      continue;
-    }
-    env.emplace_back(var);
-  }
-  std::vector<char*> argv{const_cast<char*>(RETENTIOND_BINARY)};
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int in = ::open("/dev/null", O_RDONLY);
-    if (out < 0 || err < 0 || in < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0 ||
-        ::dup2(in, 0) < 0) {
-      ::_exit(127);
-    }
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  Outcome outcome;
-  REQUIRE(WIFEXITED(status));
-  outcome.exit_code = WEXITSTATUS(status);
-  outcome.out = retentiond::test::read_file(out_file);
-  outcome.err = retentiond::test::read_file(err_file);
-  return outcome;
+  return retentiond::test::run_retentiond(capture, args);
 }
 
 #define SHOW(outcome)                                  \
