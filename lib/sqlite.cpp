@@ -45,7 +45,8 @@ Database::Database(const std::filesystem::path& path, OpenMode mode,
   std::error_code ec;
   if (mode != OpenMode::create && !std::filesystem::exists(path, ec)) {
     // SQLite would only say "unable to open database file".
-    throw SqliteError(SQLITE_CANTOPEN, fmt::format("cannot open {}: the file does not exist", path.string()));
+    throw SqliteError(SQLITE_CANTOPEN,
+                      fmt::format("cannot open {}: the file does not exist", path.string()));
   }
   int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {

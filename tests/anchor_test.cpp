@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "test_support.hpp"
+
 using retentiond::anchor_day;
 using retentiond::AnchorFormat;
 using retentiond::AnchorValue;
@@ -19,14 +21,10 @@ using retentiond::parse_date_text;
 using retentiond::parse_datetime_text;
 using std::chrono::sys_seconds;
 
+using retentiond::test::day;
+using retentiond::test::utc;
+
 namespace {
-
-Day day(int y, unsigned m, unsigned d) { return Day{date::year{y} / m / d}; }
-
-sys_seconds utc(int y, unsigned mo, unsigned d, int h = 0, int mi = 0, int s = 0) {
-  return sys_seconds{day(y, mo, d)} + std::chrono::hours{h} + std::chrono::minutes{mi} +
-         std::chrono::seconds{s};
-}
 
 const date::time_zone& paris() { return *date::locate_zone("Europe/Paris"); }
 const date::time_zone& utc_zone() { return *date::locate_zone("Etc/UTC"); }

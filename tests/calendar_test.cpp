@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "period.hpp"
+#include "test_support.hpp"
 
 using retentiond::cutoff_for;
 using retentiond::Day;
@@ -19,14 +20,10 @@ using retentiond::Period;
 using retentiond::start_of_local_day;
 using std::chrono::sys_seconds;
 
+using retentiond::test::day;
+using retentiond::test::utc;
+
 namespace {
-
-Day day(int y, unsigned m, unsigned d) { return Day{date::year{y} / m / d}; }
-
-sys_seconds utc(int y, unsigned mo, unsigned d, int h = 0, int mi = 0, int s = 0) {
-  return sys_seconds{day(y, mo, d)} + std::chrono::hours{h} + std::chrono::minutes{mi} +
-         std::chrono::seconds{s};
-}
 
 Period period(std::string_view text) {
   auto p = retentiond::parse_period(text);

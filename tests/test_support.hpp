@@ -14,7 +14,18 @@
 #include <string_view>
 #include <system_error>
 
+#include "calendar.hpp"
+
 namespace retentiond::test {
+
+// A calendar day and a UTC instant, written as a test reads them.
+inline Day day(int y, unsigned m, unsigned d) { return Day{date::year{y} / m / d}; }
+
+inline std::chrono::sys_seconds utc(int y, unsigned mo, unsigned d, int h = 0, int mi = 0,
+                                    int s = 0) {
+  return std::chrono::sys_seconds{day(y, mo, d)} + std::chrono::hours{h} +
+         std::chrono::minutes{mi} + std::chrono::seconds{s};
+}
 
 // A fresh folder under $TMPDIR (or /tmp), removed with everything in it when
 // the TempDir goes out of scope. Not copyable: one owner deletes it.
