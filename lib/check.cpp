@@ -30,13 +30,8 @@ std::vector<std::pair<std::string, std::string>> columns_used(const Rule& rule) 
 
 bool has_column(const std::vector<std::pair<std::string, std::string>>& columns,
                 std::string_view name) {
-  return std::any_of(columns.begin(), columns.end(), [&](const auto& c) {
-    return c.first.size() == name.size() &&
-           std::equal(c.first.begin(), c.first.end(), name.begin(), [](char a, char b) {
-             return std::tolower(static_cast<unsigned char>(a)) ==
-                    std::tolower(static_cast<unsigned char>(b));
-           });
-  });
+  return std::any_of(columns.begin(), columns.end(),
+                     [&](const auto& c) { return sqlite::same_identifier(c.first, name); });
 }
 
 bool anchor_indexed(Database& db, const std::string& table, const std::string& column) {
@@ -45,7 +40,7 @@ bool anchor_indexed(Database& db, const std::string& table, const std::string& c
   while (list.step()) {
     sqlite::Statement info(db, fmt::format("SELECT name FROM pragma_index_info({}) WHERE seqno = 0",
                                            sqlite::quote(list.column_text(0))));
-    if (info.step() && has_column({{info.column_text(0), ""}}, column)) return true;
+    if (info.step() && sqlite::same_identifier(info.column_text(0), column)) return true;
   }
   return false;
 }

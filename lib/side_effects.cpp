@@ -13,10 +13,6 @@ std::string upper(std::string s) {
   return s;
 }
 
-bool same_name(std::string_view a, std::string_view b) {
-  return upper(std::string(a)) == upper(std::string(b));
-}
-
 bool changes_other_rows(const std::string& fk_action) {
   std::string a = upper(fk_action);
   return a == "CASCADE" || a == "SET NULL" || a == "SET DEFAULT";
@@ -28,13 +24,7 @@ bool changes_other_rows(const std::string& fk_action) {
 // rows would become one in the archive. So archive needs a key that the
 // schema makes unique, and that no row leaves NULL.
 std::optional<std::string> archive_key_problem(sqlite::Database& db, const Rule& rule) {
-  bool without_rowid = false;
-  {
-    sqlite::Statement s(
-        db, "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE");
-    s.bind(1, rule.table);
-    without_rowid = s.step() && s.column_int(0) != 0;
-  }
+  bool without_rowid = db.without_rowid(rule.table);
   bool found = false, not_null = false;
   std::string type;
   std::int64_t pk = 0, pk_columns = 0;
@@ -43,7 +33,7 @@ std::optional<std::string> archive_key_problem(sqlite::Database& db, const Rule&
                       sqlite::quote(rule.table)));
   while (columns.step()) {
     if (columns.column_int(3) > 0) ++pk_columns;
-    if (same_name(columns.column_text(0), rule.key)) {
+    if (sqlite::same_identifier(columns.column_text(0), rule.key)) {
       found = true;
       type = upper(columns.column_text(1));
       not_null = columns.column_int(2) != 0;
@@ -54,21 +44,7 @@ std::optional<std::string> archive_key_problem(sqlite::Database& db, const Rule&
   bool sole_primary_key = pk == 1 && pk_columns == 1;
   if (sole_primary_key && (without_rowid || type == "INTEGER"))
     return std::nullopt;  // unique and never NULL
-  bool unique = sole_primary_key;
-  sqlite::Statement indexes(
-      db, fmt::format("SELECT name FROM pragma_index_list({}) WHERE \"unique\" AND NOT partial",
-                      sqlite::quote(rule.table)));
-  while (!unique && indexes.step()) {
-    sqlite::Statement info(db, fmt::format("SELECT name FROM pragma_index_info({})",
-                                           sqlite::quote(indexes.column_text(0))));
-    int n = 0;
-    bool on_key = false;
-    while (info.step()) {
-      ++n;
-      on_key = !info.column_is_null(0) && same_name(info.column_text(0), rule.key);
-    }
-    unique = n == 1 && on_key;
-  }
+  bool unique = sole_primary_key || db.has_unique_index(rule.table, rule.key);
   if (!unique) {
     return fmt::format(
         "archive moves rows by their key, and column '{}' of table '{}' is not unique (no PRIMARY "
@@ -107,7 +83,7 @@ std::optional<std::string> side_effects_of(sqlite::Database& db, const Rule& rul
                                           "on_delete FROM pragma_foreign_key_list({})",
                                           sqlite::quote(child)));
     while (fks.step()) {
-      if (!same_name(fks.column_text(0), rule.table)) continue;
+      if (!sqlite::same_identifier(fks.column_text(0), rule.table)) continue;
       std::string on_update = fks.column_text(3), on_delete = fks.column_text(4);
       std::string parent_column = fks.column_is_null(2) ? std::string() : fks.column_text(2);
       if (deletes && changes_other_rows(on_delete)) {
@@ -119,7 +95,8 @@ std::optional<std::string> side_effects_of(sqlite::Database& db, const Rule& rul
       }
       bool touches_key =
           std::any_of(anonymized.begin(), anonymized.end(), [&](const std::string& c) {
-            return parent_column.empty() ? same_name(c, rule.key) : same_name(c, parent_column);
+            return parent_column.empty() ? sqlite::same_identifier(c, rule.key)
+                                         : sqlite::same_identifier(c, parent_column);
           });
       if (touches_key && changes_other_rows(on_update)) {
         return fmt::format(

@@ -106,6 +106,32 @@ std::vector<std::pair<std::string, std::string>> Database::columns(std::string_v
   return out;
 }
 
+bool Database::without_rowid(std::string_view table) {
+  Statement s(
+      *this, "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE");
+  s.bind(1, table);
+  return s.step() && s.column_int(0) != 0;
+}
+
+bool Database::has_unique_index(std::string_view table, std::string_view column) {
+  // A partial index is unique only among the rows it covers.
+  Statement list(*this, fmt::format("SELECT name FROM pragma_index_list({}) "
+                                    "WHERE \"unique\" AND NOT partial",
+                                    quote(table)));
+  while (list.step()) {
+    Statement info(
+        *this, fmt::format("SELECT name FROM pragma_index_info({})", quote(list.column_text(0))));
+    int n = 0;
+    bool on_column = false;
+    while (info.step()) {
+      ++n;
+      on_column = !info.column_is_null(0) && same_identifier(info.column_text(0), column);
+    }
+    if (n == 1 && on_column) return true;
+  }
+  return false;
+}
+
 Statement::Statement(Database& db, std::string_view sql) : db_(db.handle()) {
   int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
   if (rc != SQLITE_OK) throw_error(db_, rc, fmt::format("cannot prepare \"{}\"", sql));
@@ -206,6 +232,11 @@ std::string quote(std::string_view identifier) {
   }
   out += '"';
   return out;
+}
+
+bool same_identifier(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         sqlite3_strnicmp(a.data(), b.data(), static_cast<int>(a.size())) == 0;
 }
 
 AnchorValue to_anchor_value(const Value& value) {

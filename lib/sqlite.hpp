@@ -65,6 +65,10 @@ class Database {
   bool table_exists(std::string_view table);
   // Declared columns of a table, in order (name, declared type).
   std::vector<std::pair<std::string, std::string>> columns(std::string_view table);
+  // A WITHOUT ROWID table (its rows have no rowid).
+  bool without_rowid(std::string_view table);
+  // A unique index, not partial, on `column` alone: no two rows share a value.
+  bool has_unique_index(std::string_view table, std::string_view column);
 
  private:
   sqlite3* db_ = nullptr;
@@ -118,6 +122,10 @@ class Transaction {
 // "name" with embedded quotes doubled. Identifiers are checked plain at load
 // time; quoting keeps keywords such as "order" usable as column names.
 std::string quote(std::string_view identifier);
+
+// Whether two identifiers name the same thing, as SQLite compares them
+// (ASCII letters without case).
+bool same_identifier(std::string_view a, std::string_view b);
 
 AnchorValue to_anchor_value(const Value& value);
 

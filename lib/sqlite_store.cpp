@@ -116,20 +116,6 @@ std::chrono::microseconds held_since(std::chrono::steady_clock::time_point start
                                                                start);
 }
 
-// True when `table` has a unique index on exactly `column`.
-bool has_unique_index(sqlite::Database& db, const std::string& table, const std::string& column) {
-  Statement list(
-      db, fmt::format("SELECT name FROM pragma_index_list({}) WHERE \"unique\" = 1", quote(table)));
-  while (list.step()) {
-    Statement info(
-        db, fmt::format("SELECT name FROM pragma_index_info({})", quote(list.column_text(0))));
-    std::vector<std::string> cols;
-    while (info.step()) cols.push_back(info.column_text(0));
-    if (cols.size() == 1 && sqlite3_stricmp(cols[0].c_str(), column.c_str()) == 0) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 std::string utc_timestamp(std::chrono::system_clock::time_point t) {
@@ -184,10 +170,7 @@ SqliteStore::SqliteStore(const StoreSpec& spec, const Options& options,
 // Rows are identified by rowid; a WITHOUT ROWID table has none, and its
 // rows are identified by the rule's key instead.
 std::string SqliteStore::ident_of(const Rule& rule) {
-  Statement s(*db_, "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1");
-  s.bind(1, rule.table);
-  bool without_rowid = s.step() && s.column_int(0) != 0;
-  return without_rowid ? "t." + quote(rule.key) : "t.rowid";
+  return db_->without_rowid(rule.table) ? "t." + quote(rule.key) : "t.rowid";
 }
 
 void SqliteStore::attach_hold_source(const SqliteStore* hold_source) {
@@ -208,24 +191,24 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
   IndexRange range = index_range(rule.anchor_format, w, *functions_->zone);
   if (range.low) {
     conds.push_back(sel.anchor + " >= ?");
-    sel.base_binds.push_back(*range.low);
+    sel.window_binds.push_back(*range.low);
   }
   conds.push_back(sel.anchor + " < ?");
-  sel.base_binds.push_back(*range.high);
+  sel.window_binds.push_back(*range.high);
   std::string day = fmt::format("{}({})", day_function(rule.anchor_format), sel.anchor);
   conds.push_back(day + " <= ?");
-  sel.base_binds.push_back(static_cast<std::int64_t>(w.through.time_since_epoch().count()));
+  sel.window_binds.push_back(static_cast<std::int64_t>(w.through.time_since_epoch().count()));
   if (w.after) {
     conds.push_back(day + " > ?");
-    sel.base_binds.push_back(static_cast<std::int64_t>(w.after->time_since_epoch().count()));
+    sel.window_binds.push_back(static_cast<std::int64_t>(w.after->time_since_epoch().count()));
   }
   sel.window = fmt::format("{}", fmt::join(conds, " AND "));
-  sel.window_binds = sel.base_binds;
   std::vector<std::string> scope;
   add_where_conditions(rule, scope, sel.scope_binds);
   sel.scope = scope.empty() ? "1" : fmt::format("{}", fmt::join(scope, " AND "));
-  add_where_conditions(rule, conds, sel.base_binds);
-  sel.base = fmt::format("{}", fmt::join(conds, " AND "));
+  sel.base = fmt::format("{} AND {}", sel.window, sel.scope);
+  sel.base_binds = sel.window_binds;
+  sel.base_binds.insert(sel.base_binds.end(), sel.scope_binds.begin(), sel.scope_binds.end());
 
   if (rule.hold) {
     if (auto* col = std::get_if<HoldByColumn>(&*rule.hold)) {
@@ -625,7 +608,7 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     // With a unique index on the key, the insert itself says whether the key
     // is new (the common case, one statement a row); otherwise, and for NULL
     // keys (distinct to a unique index), the archive is searched first.
-    bool unique_key = has_unique_index(adb, rule.table, rule.key);
+    bool unique_key = adb.has_unique_index(rule.table, rule.key);
     std::string insert_sql = fmt::format("INTO main.{} ({}) VALUES ({})", quote(rule.table),
                                          fmt::join(names, ", "), fmt::join(marks, ", "));
     // OR IGNORE also ignores every other constraint the archive's table may
