@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <string>
 
-#include "calendar.hpp"
+#include "time/calendar.hpp"
 #include "mgen_demo.hpp"
-#include "sqlite.hpp"
+#include "stores/sqlite/sqlite.hpp"
 
 using namespace retentiond;
 

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "sqlite.hpp"
+#include "stores/sqlite/sqlite.hpp"
 
 using namespace retentiond;
 using Clock = std::chrono::steady_clock;

@@ -7,9 +7,9 @@
 #include <iostream>
 #include <string>
 
-#include "commands.hpp"
-#include "notifier.hpp"
-#include "service.hpp"
+#include "commands/commands.hpp"
+#include "service/notifier.hpp"
+#include "service/service.hpp"
 
 using namespace retentiond;
 

@@ -1,4 +1,4 @@
-#include "anchor.hpp"
+#include "time/anchor.hpp"
 
 #include <date/date.h>
 #include <date/tz.h>

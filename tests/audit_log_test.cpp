@@ -1,7 +1,7 @@
 // The audit log (CONTRACT.md, "The audit log"): append-only, hash-chained,
 // and `audit verify` names the first bad line of any edit, removal (the last
 // line included) or reordering.
-#include "audit_log.hpp"
+#include "audit/audit_log.hpp"
 
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "digest.hpp"
+#include "util/digest.hpp"
 #include "sweep_support.hpp"
 
 using namespace retentiond;

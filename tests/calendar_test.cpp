@@ -1,4 +1,4 @@
-#include "calendar.hpp"
+#include "time/calendar.hpp"
 
 #include <date/date.h>
 #include <date/tz.h>
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "period.hpp"
+#include "time/period.hpp"
 #include "test_support.hpp"
 
 using retentiond::cutoff_for;

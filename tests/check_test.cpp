@@ -1,4 +1,4 @@
-#include "check.hpp"
+#include "sweep/check.hpp"
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "policy.hpp"
-#include "sqlite.hpp"
+#include "policy/policy.hpp"
+#include "stores/sqlite/sqlite.hpp"
 #include "test_support.hpp"
 
 using namespace retentiond;

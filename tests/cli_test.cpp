@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "digest.hpp"
-#include "sqlite.hpp"
+#include "util/digest.hpp"
+#include "stores/sqlite/sqlite.hpp"
 #include "sweep_support.hpp"
 #include "test_support.hpp"
 

@@ -36,7 +36,7 @@
 #include <tuple>
 #include <vector>
 
-#include "audit_log.hpp"
+#include "audit/audit_log.hpp"
 #include "sweep_support.hpp"
 
 using namespace retentiond;

@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "digest.hpp"
+#include "util/digest.hpp"
 #include "sweep_support.hpp"
 
 using namespace retentiond;

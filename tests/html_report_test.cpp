@@ -1,7 +1,7 @@
 // The auditor's HTML page: self-contained, escaped, its numbers those of the
 // JSON report, its forecast what the periods say; and, where Debian's
 // chromium is installed, rendered headless to a page that is not blank.
-#include "html_report.hpp"
+#include "report/html_report.hpp"
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,16 +19,16 @@
 #include <string>
 #include <vector>
 
-#include "anchor.hpp"
-#include "calendar.hpp"
-#include "clock.hpp"
-#include "commands.hpp"
-#include "html_command.hpp"
-#include "log.hpp"
+#include "time/anchor.hpp"
+#include "time/calendar.hpp"
+#include "time/clock.hpp"
+#include "commands/commands.hpp"
+#include "report/html_command.hpp"
+#include "util/log.hpp"
 #include "mgen_demo.hpp"
-#include "policy.hpp"
-#include "sqlite.hpp"
-#include "sweep.hpp"
+#include "policy/policy.hpp"
+#include "stores/sqlite/sqlite.hpp"
+#include "sweep/sweep.hpp"
 #include "test_support.hpp"
 
 using namespace retentiond;

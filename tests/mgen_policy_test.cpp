@@ -14,15 +14,15 @@
 #include <string>
 #include <vector>
 
-#include "anchor.hpp"
-#include "calendar.hpp"
-#include "clock.hpp"
-#include "digest.hpp"
-#include "log.hpp"
+#include "time/anchor.hpp"
+#include "time/calendar.hpp"
+#include "time/clock.hpp"
+#include "util/digest.hpp"
+#include "util/log.hpp"
 #include "mgen_demo.hpp"
-#include "policy.hpp"
-#include "sqlite.hpp"
-#include "sweep.hpp"
+#include "policy/policy.hpp"
+#include "stores/sqlite/sqlite.hpp"
+#include "sweep/sweep.hpp"
 #include "test_support.hpp"
 
 using namespace retentiond;

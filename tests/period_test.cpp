@@ -1,4 +1,4 @@
-#include "period.hpp"
+#include "time/period.hpp"
 
 #include <catch2/catch.hpp>
 #include <string>

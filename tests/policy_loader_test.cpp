@@ -7,8 +7,8 @@
 #include <variant>
 #include <vector>
 
-#include "digest.hpp"
-#include "policy.hpp"
+#include "util/digest.hpp"
+#include "policy/policy.hpp"
 #include "test_support.hpp"
 
 using namespace retentiond;

@@ -1,4 +1,4 @@
-#include "schedule.hpp"
+#include "time/schedule.hpp"
 
 #include <date/date.h>
 #include <date/tz.h>

@@ -1,7 +1,7 @@
 // The daemon's loop in this process, on a fake clock: catch-up after
 // downtime, merged requests, shadow mode, metrics, start-up failures. Tests
 // wait for the loop's notifications, never for time to pass.
-#include "service.hpp"
+#include "service/service.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "sweep_support.hpp"
-#include "timetable.hpp"
+#include "time/timetable.hpp"
 
 using namespace retentiond;
 using namespace retentiond::test;

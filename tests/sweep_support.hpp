@@ -21,13 +21,13 @@
 #include <string_view>
 #include <vector>
 
-#include "audit_log.hpp"
-#include "calendar.hpp"
-#include "clock.hpp"
-#include "log.hpp"
-#include "policy.hpp"
-#include "sqlite.hpp"
-#include "sweep.hpp"
+#include "audit/audit_log.hpp"
+#include "time/calendar.hpp"
+#include "time/clock.hpp"
+#include "util/log.hpp"
+#include "policy/policy.hpp"
+#include "stores/sqlite/sqlite.hpp"
+#include "sweep/sweep.hpp"
 #include "test_support.hpp"
 
 extern char** environ;

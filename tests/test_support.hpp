@@ -14,7 +14,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "calendar.hpp"
+#include "time/calendar.hpp"
 
 namespace retentiond::test {
 

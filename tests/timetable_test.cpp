@@ -1,4 +1,4 @@
-#include "timetable.hpp"
+#include "time/timetable.hpp"
 
 #include <date/date.h>
 #include <date/tz.h>
@@ -6,7 +6,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 
-#include "clock.hpp"
+#include "time/clock.hpp"
 #include "test_support.hpp"
 
 using namespace retentiond;

@@ -7,7 +7,7 @@
 #include <optional>
 #include <stdexcept>
 
-#include "sqlite.hpp"
+#include "stores/sqlite/sqlite.hpp"
 
 namespace retentiond::demo {
 namespace {

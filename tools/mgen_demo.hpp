@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "calendar.hpp"
+#include "time/calendar.hpp"
 
 namespace retentiond::demo {
 

@@ -16,8 +16,8 @@
 #include <string>
 #include <system_error>
 
-#include "anchor.hpp"
-#include "files.hpp"
+#include "time/anchor.hpp"
+#include "util/files.hpp"
 #include "mgen_demo.hpp"
 
 using namespace retentiond;

@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "calendar.hpp"
-#include "period.hpp"
+#include "time/calendar.hpp"
+#include "time/period.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <string>
 
-#include "policy.hpp"
+#include "policy/policy.hpp"
 
 namespace {
 

@@ -1,0 +1,55 @@
+// The commands of the command line, as functions of their options: main.cpp
+// parses arguments and calls one of these; tests call them directly.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "time/clock.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+
+namespace retentiond {
+
+enum class Format { text, json, html };
+
+struct GlobalOptions {
+  std::filesystem::path config = "/etc/retentiond/policy.yaml";
+  std::filesystem::path state_dir = "/var/lib/retentiond";
+  LogLevel log_level = LogLevel::info;
+  std::optional<std::filesystem::path> credentials_directory;
+};
+
+// What a command writes to and reads the time from.
+struct Io {
+  std::ostream& out;  // the report: with --format json, exactly one JSON document
+  Logger& log;        // everything else, on stderr
+  const Clock& clock;
+};
+
+struct CheckOptions {
+  Format format = Format::text;
+};
+
+struct SweepCommandOptions {
+  bool dry_run = false;
+  std::vector<std::string> rules;
+  std::optional<std::string> as_of;  // YYYY-MM-DD; default today in the policy's zone
+  Format format = Format::text;
+};
+
+struct AuditShowOptions {
+  std::optional<std::string> rule;
+  std::optional<std::string> since;  // YYYY-MM-DD
+};
+
+// Each returns the process exit code (sysexits), having said why on `io`.
+int run_check(const GlobalOptions& global, const CheckOptions& options, Io& io);
+int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& options, Io& io);
+int run_audit_verify(const GlobalOptions& global, Io& io);
+int run_audit_show(const GlobalOptions& global, const AuditShowOptions& options, Io& io);
+
+}  // namespace retentiond

@@ -1,0 +1,139 @@
+// The policy: an administrator's retention schedule, loaded, validated and
+// then immutable. Everything downstream (plan, sweep, report) reads it.
+#pragma once
+
+#include <date/tz.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "time/anchor.hpp"
+#include "util/error.hpp"
+#include "time/period.hpp"
+#include "time/schedule.hpp"
+
+namespace retentiond {
+
+// Where something was written in the policy file, for messages.
+struct SourceLocation {
+  int line = 0;    // 1-based
+  int column = 0;  // 1-based
+};
+
+enum class StoreKind { sqlite, postgresql, files };
+std::string_view to_string(StoreKind kind);
+
+struct StoreSpec {
+  std::string name;
+  StoreKind kind = StoreKind::sqlite;
+  std::filesystem::path path;  // sqlite: absolute (resolved against the policy's folder)
+  std::string dsn;             // postgresql
+  std::filesystem::path root;  // files
+  std::string pattern;         // files
+  SourceLocation location;
+};
+
+enum class Action { erase, archive, anonymize };  // `delete` is a keyword
+std::string_view to_string(Action action);
+
+// A scalar from the policy (a where value, an anonymisation constant).
+// std::monostate is YAML null.
+using Scalar = std::variant<std::monostate, std::int64_t, double, std::string>;
+
+struct WhereCondition {
+  std::string column;
+  std::vector<Scalar> values;  // the column equals one of these
+};
+
+struct HoldByColumn {
+  std::string column;  // held while truthy
+};
+struct HoldByTable {
+  std::string table;  // in the same store
+  std::string key;    // held while `table` lists the row's key in this column
+};
+using Hold = std::variant<HoldByColumn, HoldByTable>;
+
+struct AnonymizeMethod {
+  enum class Kind { null, value, hmac, year, month, truncate } kind = Kind::null;
+  Scalar value;      // Kind::value
+  int truncate = 0;  // Kind::truncate: characters kept
+};
+std::string to_string(const AnonymizeMethod& method);
+
+struct ColumnAnonymization {
+  std::string column;
+  AnonymizeMethod method;
+};
+
+struct Anonymization {
+  std::vector<ColumnAnonymization> columns;  // in policy order
+  std::optional<std::string> mark;           // set to the time of anonymisation
+};
+
+struct Stage {
+  int number = 1;  // 1-based, in order of `after`
+  Period after;
+  Action action = Action::erase;
+  std::string to;  // archive: the destination store's name
+  SourceLocation location;
+};
+
+struct Rule {
+  std::string name;
+  std::string category;
+  std::string basis;
+  std::string store;
+  std::string table;
+  std::string key;
+  std::string anchor;
+  AnchorFormat anchor_format = AnchorFormat::date;
+  std::vector<WhereCondition> where;
+  std::optional<Hold> hold;
+  std::vector<Stage> stages;  // at least one; strictly increasing periods
+  std::optional<Anonymization> anonymize;
+  SourceLocation location;
+
+  // The store an archive stage moves rows to, if any.
+  const Stage* archive_stage() const;
+};
+
+struct Policy {
+  std::filesystem::path file;
+  std::string sha256;  // of the file's bytes, hex
+  std::string timezone;
+  const date::time_zone* zone = nullptr;
+  std::optional<Schedule> schedule;  // none: the daemon sweeps only on SIGUSR1
+  int batch_size = 1000;
+  int cache_mib = 16;  // SQLite page cache per store connection
+  std::optional<std::filesystem::path> hmac_key_file;
+  std::string hmac_key;  // the key's bytes; empty when no rule uses hmac
+  std::optional<std::filesystem::path> metrics_file;
+  std::vector<StoreSpec> stores;
+  std::vector<Rule> rules;
+
+  const StoreSpec* find_store(std::string_view name) const;
+  const Rule* find_rule(std::string_view name) const;
+};
+
+struct LoadOptions {
+  // systemd's LoadCredential= directory ($CREDENTIALS_DIRECTORY): a file named
+  // "hmac-key" there replaces hmac_key_file.
+  std::optional<std::filesystem::path> credentials_directory;
+};
+
+// Reads and validates a policy file. Errors: ExitCode::no_input when the file
+// is missing or unreadable; ExitCode::config with one line
+// "FILE:LINE:COLUMN: what is wrong; what is accepted" for anything invalid.
+Result<std::shared_ptr<const Policy>> load_policy(const std::filesystem::path& file,
+                                                  const LoadOptions& options = {});
+
+// True for a plain SQL identifier: [A-Za-z_][A-Za-z0-9_]*, at most 63 chars.
+bool is_plain_identifier(std::string_view name);
+
+}  // namespace retentiond

@@ -1,0 +1,664 @@
+// YAML -> Policy. Every problem becomes one line "FILE:LINE:COLUMN: what is
+// wrong; what is accepted", because an administrator fixing a policy at 3 a.m.
+// must be able to jump straight to it. Unknown keys are errors: a typo such
+// as `keep_fro` must never silently keep data forever.
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <initializer_list>
+#include <set>
+#include <sstream>
+
+#include "time/calendar.hpp"
+#include "util/digest.hpp"
+#include "policy/policy.hpp"
+
+namespace retentiond {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A policy file larger than this is not a policy (and YAML parsing of it
+// would eat memory): refuse before parsing.
+constexpr std::uintmax_t kMaxPolicyBytes = 1024 * 1024;
+constexpr int kMaxBatchSize = 1'000'000;
+constexpr int kMaxCacheMib = 4096;
+constexpr std::size_t kMinKeyBytes = 32;
+
+struct LoadError {
+  SourceLocation at;
+  std::string message;
+};
+
+SourceLocation location_of(const YAML::Node& node) {
+  auto mark = node.Mark();
+  return {mark.line + 1, mark.column + 1};
+}
+
+[[noreturn]] void error_at(const YAML::Node& node, std::string message) {
+  throw LoadError{location_of(node), std::move(message)};
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Scalar:
+      return fmt::format("'{}'", node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "nothing";
+  }
+}
+
+// Checks that `map` is a mapping whose keys are all in `allowed` and none is
+// repeated (yaml-cpp keeps duplicates; the second would silently win).
+void expect_keys(const YAML::Node& map, std::string_view what,
+                 std::initializer_list<std::string_view> allowed) {
+  if (!map.IsMap())
+    error_at(map, fmt::format("{} must be a mapping, found {}", what, describe(map)));
+  std::set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    YAML::Node key = it->first;
+    if (!key.IsScalar()) error_at(key, fmt::format("{} has a key that is not a plain name", what));
+    const std::string& k = key.Scalar();
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      error_at(key, fmt::format("unknown key '{}' in {}; accepted keys: {}", k, what,
+                                fmt::join(allowed, ", ")));
+    }
+    if (!seen.insert(k).second) error_at(key, fmt::format("key '{}' appears twice in {}", k, what));
+  }
+}
+
+// Finds the key node itself, to point messages at the key when the value is absent.
+YAML::Node key_node(const YAML::Node& map, std::string_view key) {
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == key) return it->first;
+  }
+  return map;
+}
+
+YAML::Node require(const YAML::Node& map, std::string_view key, std::string_view what) {
+  YAML::Node value = map[std::string(key)];
+  if (!value) error_at(map, fmt::format("{} has no '{}'", what, key));
+  return value;
+}
+
+std::string text(const YAML::Node& node, std::string_view what) {
+  if (!node.IsScalar())
+    error_at(node, fmt::format("{} must be text, found {}", what, describe(node)));
+  return node.Scalar();
+}
+
+std::string identifier(const YAML::Node& node, std::string_view what) {
+  std::string name = text(node, what);
+  if (!is_plain_identifier(name)) {
+    error_at(node, fmt::format("{} '{}' is not a plain SQL identifier; accepted: letters, digits "
+                               "and '_', not starting with a digit, at most 63 characters",
+                               what, name));
+  }
+  return name;
+}
+
+Period period(const YAML::Node& node, std::string_view what) {
+  if (!node.IsScalar())
+    error_at(node, fmt::format("{} must be a period, found {}", what, describe(node)));
+  auto parsed = parse_period(node.Scalar());
+  if (!parsed) error_at(node, parsed.error());
+  return *parsed;
+}
+
+std::int64_t integer(const YAML::Node& node, std::string_view what) {
+  std::string s = text(node, what);
+  std::int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || ptr != s.data() + s.size()) {
+    error_at(node, fmt::format("{} must be a whole number, found '{}'", what, s));
+  }
+  return n;
+}
+
+// A YAML scalar as a database value: quoted text stays text; plain scalars
+// that read as numbers or booleans become numbers (SQLite stores booleans as 0/1).
+Scalar scalar(const YAML::Node& node, std::string_view what) {
+  if (node.IsNull()) return std::monostate{};
+  std::string s = text(node, what);
+  if (node.Tag() == "!") return s;  // quoted
+  std::int64_t n = 0;
+  if (auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+      ec == std::errc() && ptr == s.data() + s.size()) {
+    return n;
+  }
+  double d = 0;
+  if (auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
+      ec == std::errc() && ptr == s.data() + s.size()) {
+    return d;
+  }
+  if (s == "true" || s == "True" || s == "TRUE") return std::int64_t{1};
+  if (s == "false" || s == "False" || s == "FALSE") return std::int64_t{0};
+  return s;
+}
+
+fs::path resolve(const fs::path& base_dir, const std::string& p) {
+  fs::path path(p);
+  return path.is_absolute() ? path : (base_dir / path).lexically_normal();
+}
+
+StoreSpec load_store(const std::string& name, const YAML::Node& node, const fs::path& base_dir) {
+  StoreSpec store;
+  store.name = name;
+  store.location = location_of(node);
+  if (!node.IsMap()) error_at(node, fmt::format("store '{}' must be a mapping with 'kind'", name));
+  std::string kind = text(require(node, "kind", fmt::format("store '{}'", name)), "kind");
+  std::string what = fmt::format("store '{}'", name);
+  if (kind == "sqlite") {
+    expect_keys(node, what, {"kind", "path"});
+    store.kind = StoreKind::sqlite;
+    store.path = resolve(base_dir, text(require(node, "path", what), "path"));
+  } else if (kind == "postgresql") {
+    expect_keys(node, what, {"kind", "dsn"});
+    store.kind = StoreKind::postgresql;
+    store.dsn = text(require(node, "dsn", what), "dsn");
+  } else if (kind == "files") {
+    expect_keys(node, what, {"kind", "root", "pattern"});
+    store.kind = StoreKind::files;
+    store.root = resolve(base_dir, text(require(node, "root", what), "root"));
+    if (node["pattern"]) store.pattern = text(node["pattern"], "pattern");
+  } else {
+    error_at(node["kind"],
+             fmt::format("unknown store kind '{}'; accepted: sqlite, postgresql, files", kind));
+  }
+  return store;
+}
+
+Action action(const YAML::Node& node) {
+  std::string a = text(node, "action");
+  if (a == "delete") return Action::erase;
+  if (a == "archive") return Action::archive;
+  if (a == "anonymize" || a == "anonymise") return Action::anonymize;
+  error_at(node, fmt::format("unknown action '{}'; accepted: delete, archive, anonymize", a));
+}
+
+AnonymizeMethod method(const YAML::Node& node, const std::string& column) {
+  using K = AnonymizeMethod::Kind;
+  constexpr std::string_view kAccepted =
+      "accepted: \"null\", hmac, year, month, { value: X }, { truncate: N }";
+  AnonymizeMethod m;
+  if (node.IsNull()) return m;  // an unquoted null means the same as "null"
+  if (node.IsScalar()) {
+    const std::string& s = node.Scalar();
+    if (s == "null")
+      m.kind = K::null;
+    else if (s == "hmac")
+      m.kind = K::hmac;
+    else if (s == "year")
+      m.kind = K::year;
+    else if (s == "month")
+      m.kind = K::month;
+    else
+      error_at(node, fmt::format("unknown anonymisation method '{}' for column '{}'; {}", s, column,
+                                 kAccepted));
+    return m;
+  }
+  if (node.IsMap() && node.size() == 1) {
+    std::string name = node.begin()->first.as<std::string>();
+    // A copy: the iterator's proxy, and so any reference into it, dies with the statement.
+    const YAML::Node arg = node.begin()->second;
+    if (name == "value") {
+      m.kind = K::value;
+      m.value = scalar(arg, "value");
+      return m;
+    }
+    if (name == "truncate") {
+      std::int64_t n = integer(arg, "truncate");
+      if (n < 0 || n > 1'000'000)
+        error_at(arg, "truncate must keep between 0 and 1000000 characters");
+      m.kind = K::truncate;
+      m.truncate = static_cast<int>(n);
+      return m;
+    }
+    error_at(node.begin()->first,
+             fmt::format("unknown anonymisation method '{}' for column '{}'; {}", name, column,
+                         kAccepted));
+  }
+  error_at(node, fmt::format("anonymisation method for column '{}' must be one of: {}", column,
+                             kAccepted));
+}
+
+Anonymization anonymization(const YAML::Node& node) {
+  if (!node.IsMap()) error_at(node, "anonymize must be a mapping of column: method");
+  Anonymization a;
+  std::set<std::string> seen;
+  YAML::Node mark_key;
+  std::optional<YAML::Node> first_hmac;  // where to point when the mark is missing
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    std::string column = identifier(it->first, "column");
+    if (!seen.insert(column).second)
+      error_at(it->first, fmt::format("column '{}' appears twice in anonymize", column));
+    if (column == "mark") {
+      a.mark = identifier(it->second, "mark column");
+      mark_key = it->first;
+      continue;
+    }
+    a.columns.push_back({column, method(it->second, column)});
+    if (a.columns.back().method.kind == AnonymizeMethod::Kind::hmac && !first_hmac)
+      first_hmac.emplace(it->second);
+  }
+  if (a.columns.empty()) error_at(node, "anonymize names no column to anonymise");
+  if (first_hmac && !a.mark) {
+    error_at(*first_hmac,
+             "the hmac method needs 'mark: COLUMN' in the same anonymize block (hmac is not "
+             "idempotent: without a mark a second sweep would code the code)");
+  }
+  if (a.mark) {
+    for (const auto& c : a.columns) {
+      if (c.column == *a.mark)
+        error_at(mark_key, fmt::format("the mark column '{}' is also anonymised", c.column));
+    }
+  }
+  return a;
+}
+
+std::vector<WhereCondition> where(const YAML::Node& node) {
+  if (!node.IsMap()) error_at(node, "where must be a mapping of column: value or column: [values]");
+  std::vector<WhereCondition> out;
+  std::set<std::string> seen;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    WhereCondition c;
+    c.column = identifier(it->first, "where column");
+    if (!seen.insert(c.column).second)
+      error_at(it->first, fmt::format("column '{}' appears twice in where", c.column));
+    // A copy: ranging over it->second directly would use the iterator's
+    // proxy after its lifetime ended (caught by AddressSanitizer).
+    const YAML::Node value = it->second;
+    if (value.IsSequence()) {
+      if (value.size() == 0) error_at(value, "an empty list in where would select nothing");
+      for (const auto& v : value) c.values.push_back(scalar(v, "where value"));
+    } else {
+      c.values.push_back(scalar(value, "where value"));
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Hold hold(const YAML::Node& node) {
+  if (node.IsMap() && node["column"]) {
+    expect_keys(node, "hold", {"column"});
+    return HoldByColumn{identifier(node["column"], "hold column")};
+  }
+  if (node.IsMap() && node["table"]) {
+    expect_keys(node, "hold", {"table", "key"});
+    return HoldByTable{identifier(node["table"], "hold table"),
+                       identifier(require(node, "key", "hold"), "hold key")};
+  }
+  error_at(node, "hold must be { column: C } or { table: T, key: K }");
+}
+
+// Stage periods must grow: compared on the calendar over four years of
+// anchors, since "1 month" and "30 days" are not comparable in general.
+bool always_later(const Period& later, const Period& earlier) {
+  using namespace date;
+  Day start = sys_days{2000_y / January / 1};
+  for (Day d = start; d < start + days{4 * 366}; d += days{1}) {
+    if (expiry_of(d, later) <= expiry_of(d, earlier)) return false;
+  }
+  return true;
+}
+
+class Loader {
+ public:
+  Loader(fs::path file, const LoadOptions& options) : file_(std::move(file)), options_(options) {}
+
+  Policy load(const std::string& bytes) {
+    Policy p;
+    p.file = file_;
+    p.sha256 = sha256_hex(bytes);
+    YAML::Node root = YAML::Load(bytes);
+    if (!root.IsMap()) error_at(root, "a policy must be a mapping with timezone, stores and rules");
+    expect_keys(root, "the policy",
+                {"version", "timezone", "schedule", "batch_size", "cache_mib", "hmac_key_file",
+                 "metrics_file", "stores", "rules"});
+    if (auto v = root["version"]) {
+      if (integer(v, "version") != 1) error_at(v, "unsupported version; accepted: 1");
+    }
+    YAML::Node tz = require(root, "timezone", "the policy");
+    p.timezone = text(tz, "timezone");
+    try {
+      p.zone = date::locate_zone(p.timezone);
+    } catch (const std::exception&) {
+      error_at(tz, fmt::format(
+                       "unknown time zone '{}'; accepted: an IANA zone such as Europe/Paris or UTC",
+                       p.timezone));
+    }
+    if (auto s = root["schedule"]) {
+      auto parsed = parse_schedule(text(s, "schedule"));
+      if (!parsed) error_at(s, parsed.error());
+      p.schedule = *parsed;
+    }
+    if (auto b = root["batch_size"]) {
+      auto n = integer(b, "batch_size");
+      if (n < 1 || n > kMaxBatchSize)
+        error_at(b, fmt::format("batch_size must be between 1 and {}", kMaxBatchSize));
+      p.batch_size = static_cast<int>(n);
+    }
+    if (auto c = root["cache_mib"]) {
+      auto n = integer(c, "cache_mib");
+      if (n < 1 || n > kMaxCacheMib)
+        error_at(c, fmt::format(
+                        "cache_mib must be between 1 and {} (MiB of SQLite page cache per store)",
+                        kMaxCacheMib));
+      p.cache_mib = static_cast<int>(n);
+    }
+    if (auto m = root["metrics_file"])
+      p.metrics_file = resolve(base_dir(), text(m, "metrics_file"));
+
+    YAML::Node stores = require(root, "stores", "the policy");
+    // An empty policy (no stores, no rules) is valid and acts on nothing: the
+    // packaged example is one, until the administrator edits it.
+    if (!stores.IsMap() && !(stores.IsSequence() && stores.size() == 0)) {
+      error_at(stores, "stores must be a mapping of name: { kind: ..., ... }");
+    }
+    for (auto it = stores.begin(); it != stores.end(); ++it) {
+      std::string name = text(it->first, "store name");
+      if (p.find_store(name)) error_at(it->first, fmt::format("store '{}' is defined twice", name));
+      p.stores.push_back(load_store(name, it->second, base_dir()));
+    }
+
+    YAML::Node rules = require(root, "rules", "the policy");
+    if (!rules.IsSequence()) error_at(rules, "rules must be a list of rules");
+    for (const auto& r : rules) {
+      Rule rule = load_rule(r, p);
+      if (p.find_rule(rule.name))
+        error_at(r["name"],
+                 fmt::format("rule name '{}' is used twice; names must be unique", rule.name));
+      p.rules.push_back(std::move(rule));
+    }
+
+    bool uses_hmac = false;
+    for (const auto& rule : p.rules) {
+      if (!rule.anonymize) continue;
+      for (const auto& c : rule.anonymize->columns)
+        uses_hmac |= c.method.kind == AnonymizeMethod::Kind::hmac;
+    }
+    YAML::Node key_file = root["hmac_key_file"];
+    if (key_file) p.hmac_key_file = resolve(base_dir(), text(key_file, "hmac_key_file"));
+    if (uses_hmac) {
+      if (!key_file && !credential_key()) {
+        error_at(root, "a rule uses the hmac method but the policy has no hmac_key_file");
+      }
+      p.hmac_key = read_key(key_file, p.hmac_key_file);
+    }
+    return p;
+  }
+
+ private:
+  fs::path base_dir() const {
+    return file_.parent_path().empty() ? fs::path(".") : file_.parent_path();
+  }
+
+  std::optional<fs::path> credential_key() const {
+    if (!options_.credentials_directory) return std::nullopt;
+    fs::path candidate = *options_.credentials_directory / "hmac-key";
+    std::error_code ec;
+    if (fs::is_regular_file(candidate, ec)) return candidate;
+    return std::nullopt;
+  }
+
+  std::string read_key(const YAML::Node& node, const std::optional<fs::path>& configured) const {
+    // systemd's LoadCredential= hands the key over in $CREDENTIALS_DIRECTORY;
+    // it wins over the path in the policy, which the service cannot read.
+    auto from_credentials = credential_key();
+    fs::path path = from_credentials ? *from_credentials : *configured;
+    auto fail_key = [&](std::string why) -> void {
+      if (node) error_at(node, why);
+      throw LoadError{{1, 1}, std::move(why)};
+    };
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      fail_key(
+          fmt::format("hmac key file '{}' does not exist or cannot be reached; accepted: a file of "
+                      "at least {} bytes, mode 0600 or 0400",
+                      path.string(), kMinKeyBytes));
+    }
+    if (!S_ISREG(st.st_mode))
+      fail_key(fmt::format("hmac key file '{}' is not a regular file", path.string()));
+    if (!from_credentials && (st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) != 0) {
+      fail_key(fmt::format(
+          "hmac key file '{}' is accessible by group or others (mode {:04o}); run chmod 600 on it",
+          path.string(), st.st_mode & 07777));
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail_key(fmt::format("hmac key file '{}' cannot be read", path.string()));
+    std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (key.size() < kMinKeyBytes) {
+      fail_key(
+          fmt::format("hmac key file '{}' holds {} bytes; accepted: at least {} bytes (e.g. head "
+                      "-c 32 /dev/urandom)",
+                      path.string(), key.size(), kMinKeyBytes));
+    }
+    return key;
+  }
+
+  Rule load_rule(const YAML::Node& node, const Policy& p) const {
+    expect_keys(node, "a rule",
+                {"name", "category", "basis", "store", "table", "key", "anchor", "anchor_format",
+                 "where", "hold", "keep_for", "action", "to", "stages", "anonymize"});
+    Rule r;
+    r.location = location_of(node);
+    YAML::Node name = require(node, "name", "a rule");
+    r.name = text(name, "rule name");
+    bool name_ok = !r.name.empty() && std::all_of(r.name.begin(), r.name.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    });
+    if (!name_ok)
+      error_at(name,
+               fmt::format(
+                   "rule name '{}' is not accepted; accepted: lower-case letters, digits and '-'",
+                   r.name));
+    std::string what = fmt::format("rule '{}'", r.name);
+    if (auto c = node["category"]) r.category = text(c, "category");
+    if (auto b = node["basis"]) r.basis = text(b, "basis");
+    YAML::Node store = require(node, "store", what);
+    r.store = text(store, "store");
+    const StoreSpec* spec = p.find_store(r.store);
+    if (!spec)
+      error_at(store, fmt::format("{} names store '{}', which is not defined under stores", what,
+                                  r.store));
+    if (spec->kind == StoreKind::files) {
+      error_at(store, fmt::format("{}: store '{}' is of kind files, which this version cannot "
+                                  "sweep yet; accepted: sqlite",
+                                  what, r.store));
+    }
+    if (spec->kind == StoreKind::postgresql) {
+      error_at(store, fmt::format("{}: store '{}' is of kind postgresql, which this version cannot "
+                                  "sweep yet; accepted: sqlite",
+                                  what, r.store));
+    }
+    r.table = identifier(require(node, "table", what), "table");
+    r.key = identifier(require(node, "key", what), "key");
+    YAML::Node anchor = node["anchor"];
+    if (!anchor)
+      error_at(key_node(node, "name"),
+               fmt::format("{} has no 'anchor': the column its period counts from", what));
+    r.anchor = identifier(anchor, "anchor");
+    if (auto f = node["anchor_format"]) {
+      std::string fmt_name = text(f, "anchor_format");
+      if (fmt_name == "date")
+        r.anchor_format = AnchorFormat::date;
+      else if (fmt_name == "datetime")
+        r.anchor_format = AnchorFormat::datetime;
+      else if (fmt_name == "unixepoch")
+        r.anchor_format = AnchorFormat::unixepoch;
+      else
+        error_at(f, fmt::format("unknown anchor_format '{}'; accepted: date, datetime, unixepoch",
+                                fmt_name));
+    }
+    if (auto w = node["where"]) r.where = where(w);
+    if (auto h = node["hold"]) r.hold = hold(h);
+
+    bool short_form = node["keep_for"] || node["action"] || node["to"];
+    if (node["stages"] && short_form) {
+      error_at(
+          key_node(node, "stages"),
+          fmt::format("{} has both 'stages' and keep_for/action/to; accepted: one or the other",
+                      what));
+    }
+    if (node["stages"]) {
+      YAML::Node stages = node["stages"];
+      if (!stages.IsSequence() || stages.size() == 0)
+        error_at(stages, "stages must be a list of { after, action }");
+      for (const auto& s : stages) {
+        expect_keys(s, "a stage", {"after", "action", "to"});
+        r.stages.push_back(
+            load_stage(s, require(s, "after", "a stage"), require(s, "action", "a stage"), p, r));
+      }
+    } else {
+      if (!node["keep_for"]) {
+        error_at(
+            key_node(node, "name"),
+            fmt::format("{} has no 'keep_for' (or 'stages'): how long its records are kept", what));
+      }
+      r.stages.push_back(load_stage(node, node["keep_for"], require(node, "action", what), p, r));
+    }
+    for (std::size_t i = 0; i < r.stages.size(); ++i) r.stages[i].number = static_cast<int>(i + 1);
+    check_stages(node, r);
+
+    bool anonymizes = std::any_of(r.stages.begin(), r.stages.end(),
+                                  [](const Stage& s) { return s.action == Action::anonymize; });
+    if (auto a = node["anonymize"]) {
+      if (!anonymizes)
+        error_at(key_node(node, "anonymize"),
+                 fmt::format("{} has an anonymize block but no stage anonymizes", what));
+      r.anonymize = anonymization(a);
+    } else if (anonymizes) {
+      error_at(key_node(node, "action"),
+               fmt::format("{} anonymizes but has no 'anonymize' block naming the columns", what));
+    }
+    return r;
+  }
+
+  Stage load_stage(const YAML::Node& node, const YAML::Node& after, const YAML::Node& act,
+                   const Policy& p, const Rule& r) const {
+    Stage s;
+    s.location = location_of(node);
+    s.after = period(after, "period");
+    s.action = action(act);
+    if (s.action == Action::archive) {
+      YAML::Node to = node["to"];
+      if (!to) error_at(act, "archive needs 'to: STORE', the store the rows move to");
+      s.to = text(to, "to");
+      const StoreSpec* dest = p.find_store(s.to);
+      if (!dest)
+        error_at(to, fmt::format("archive destination '{}' is not defined under stores", s.to));
+      if (s.to == r.store) error_at(to, "the archive must be another store than the rule's own");
+      if (dest->kind != StoreKind::sqlite)
+        error_at(to, "this version archives only into sqlite stores");
+    } else if (node["to"]) {
+      error_at(key_node(node, "to"),
+               fmt::format("'to' goes only with action archive, not {}", to_string(s.action)));
+    }
+    return s;
+  }
+
+  void check_stages(const YAML::Node& node, const Rule& r) const {
+    int archives = 0;
+    for (std::size_t i = 0; i < r.stages.size(); ++i) {
+      const Stage& s = r.stages[i];
+      archives += s.action == Action::archive;
+      YAML::Node at = node["stages"] ? node["stages"][i] : node;
+      if (archives > 1) error_at(at, "a rule archives at most once");
+      if (i > 0 && !always_later(s.after, r.stages[i - 1].after)) {
+        error_at(at, fmt::format("stage {} ({}) must come after stage {} ({}); stages are listed "
+                                 "in order of their periods",
+                                 i + 1, to_string(s.after), i, to_string(r.stages[i - 1].after)));
+      }
+      if (s.action == Action::erase && i + 1 < r.stages.size()) {
+        error_at(at, "nothing is left after a delete stage: it must be the last stage");
+      }
+    }
+  }
+
+  fs::path file_;
+  const LoadOptions& options_;
+};
+
+// The first byte that is not valid UTF-8, as a line and column, if any.
+std::optional<SourceLocation> invalid_utf8(std::string_view s) {
+  int line = 1, column = 1;
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = c < 0x80           ? 1
+                      : (c >> 5) == 0x6  ? 2
+                      : (c >> 4) == 0xe  ? 3
+                      : (c >> 3) == 0x1e ? 4
+                                         : 0;
+    bool ok = len != 0 && i + len <= s.size();
+    for (std::size_t k = 1; ok && k < len; ++k)
+      ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
+    if (!ok) return SourceLocation{line, column};
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += len;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const Policy>> load_policy(const fs::path& file,
+                                                  const LoadOptions& options) {
+  std::error_code ec;
+  auto size = fs::file_size(file, ec);
+  if (ec)
+    return fail(ExitCode::no_input,
+                fmt::format("{}: cannot read the policy file: {}", file.string(), ec.message()));
+  std::ifstream in(file, std::ios::binary);
+  if (!in)
+    return fail(ExitCode::no_input,
+                fmt::format("{}: cannot read the policy file: permission denied or not a file",
+                            file.string()));
+  if (size > kMaxPolicyBytes) {
+    return fail(ExitCode::config,
+                fmt::format("{}:1:1: the policy file is {} bytes; accepted: at most {} bytes",
+                            file.string(), size, kMaxPolicyBytes));
+  }
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad())
+    return fail(ExitCode::no_input, fmt::format("{}: cannot read the policy file", file.string()));
+  if (auto at = invalid_utf8(bytes)) {
+    return fail(ExitCode::config,
+                fmt::format("{}:{}:{}: the policy file is not valid UTF-8 text; accepted: UTF-8",
+                            file.string(), at->line, at->column));
+  }
+  try {
+    Loader loader(file, options);
+    return std::make_shared<const Policy>(loader.load(bytes));
+  } catch (const LoadError& e) {
+    return fail(ExitCode::config,
+                fmt::format("{}:{}:{}: {}", file.string(), e.at.line, e.at.column, e.message));
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp stops at its depth limit with the message "bad file".
+    return fail(ExitCode::config,
+                fmt::format("{}:{}:{}: the YAML is nested too deeply here (at least {} levels); a "
+                            "policy needs only a few",
+                            file.string(), e.mark.line + 1, e.mark.column + 1, e.depth() / 2));
+  } catch (const YAML::Exception& e) {
+    return fail(ExitCode::config, fmt::format("{}:{}:{}: malformed YAML: {}", file.string(),
+                                              e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+}
+
+}  // namespace retentiond

@@ -1,0 +1,254 @@
+#include "stores/sqlite/sqlite.hpp"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <memory>
+
+namespace retentiond::sqlite {
+namespace {
+
+[[noreturn]] void throw_error(sqlite3* db, int rc, std::string_view what) {
+  std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  throw SqliteError(rc, fmt::format("{}: {}", what, detail));
+}
+
+}  // namespace
+
+bool SqliteError::busy() const {
+  int primary = code_ & 0xff;
+  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
+}
+
+bool SqliteError::corrupt() const {
+  int primary = code_ & 0xff;
+  return primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT;
+}
+
+Database::Database(const std::filesystem::path& path, OpenMode mode,
+                   std::chrono::milliseconds busy_timeout)
+    : path_(path) {
+  // URI filenames: the archive stage attaches the live store's hold list as
+  // "file:...?mode=ro". Store paths are absolute, so none reads as a URI.
+  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+  switch (mode) {
+    case OpenMode::read_only:
+      flags |= SQLITE_OPEN_READONLY;
+      break;
+    case OpenMode::read_write:
+      flags |= SQLITE_OPEN_READWRITE;
+      break;
+    case OpenMode::create:
+      flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+      break;
+  }
+  std::error_code ec;
+  if (mode != OpenMode::create && !std::filesystem::exists(path, ec)) {
+    // SQLite would only say "unable to open database file".
+    throw SqliteError(SQLITE_CANTOPEN,
+                      fmt::format("cannot open {}: the file does not exist", path.string()));
+  }
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string detail = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw SqliteError(rc, fmt::format("cannot open {}: {}", path.string(), detail));
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout.count()));
+  // Opening is lazy: read the schema now so that a file that is not a
+  // database fails here, with its name, and not in the middle of a sweep.
+  try {
+    exec("SELECT count(*) FROM sqlite_schema");
+  } catch (const SqliteError&) {
+    sqlite3_close_v2(db_);  // the destructor does not run for a throwing constructor
+    db_ = nullptr;
+    throw;
+  }
+}
+
+Database::~Database() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+void Database::exec(std::string_view sql) {
+  // Runs every statement of `sql`, in order.
+  while (!sql.empty()) {
+    const char* tail = nullptr;
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &raw, &tail);
+    if (rc != SQLITE_OK) throw_error(db_, rc, fmt::format("cannot prepare \"{}\"", sql));
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
+    sql.remove_prefix(static_cast<std::size_t>(tail - sql.data()));
+    if (!stmt) continue;  // only white space or a comment was left
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    }
+    if (rc != SQLITE_DONE)
+      throw_error(db_, rc, fmt::format("\"{}\" failed", sqlite3_sql(stmt.get())));
+  }
+}
+
+std::int64_t Database::changes() const { return sqlite3_changes64(db_); }
+
+bool Database::table_exists(std::string_view table) {
+  // SQLite's own names are not case-sensitive: "Claims" is the table claims.
+  Statement stmt(*this,
+                 "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE");
+  stmt.bind(1, table);
+  return stmt.step();
+}
+
+std::vector<std::pair<std::string, std::string>> Database::columns(std::string_view table) {
+  std::vector<std::pair<std::string, std::string>> out;
+  Statement stmt(*this, fmt::format("SELECT name, type FROM pragma_table_info({})", quote(table)));
+  while (stmt.step()) out.emplace_back(stmt.column_text(0), stmt.column_text(1));
+  return out;
+}
+
+bool Database::without_rowid(std::string_view table) {
+  Statement s(
+      *this, "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE");
+  s.bind(1, table);
+  return s.step() && s.column_int(0) != 0;
+}
+
+bool Database::has_unique_index(std::string_view table, std::string_view column) {
+  // A partial index is unique only among the rows it covers.
+  Statement list(*this, fmt::format("SELECT name FROM pragma_index_list({}) "
+                                    "WHERE \"unique\" AND NOT partial",
+                                    quote(table)));
+  while (list.step()) {
+    Statement info(
+        *this, fmt::format("SELECT name FROM pragma_index_info({})", quote(list.column_text(0))));
+    int n = 0;
+    bool on_column = false;
+    while (info.step()) {
+      ++n;
+      on_column = !info.column_is_null(0) && same_identifier(info.column_text(0), column);
+    }
+    if (n == 1 && on_column) return true;
+  }
+  return false;
+}
+
+Statement::Statement(Database& db, std::string_view sql) : db_(db.handle()) {
+  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
+  if (rc != SQLITE_OK) throw_error(db_, rc, fmt::format("cannot prepare \"{}\"", sql));
+}
+
+Statement::~Statement() {
+  if (stmt_) sqlite3_finalize(stmt_);
+}
+
+Statement& Statement::bind(int index, const Value& value) {
+  int rc = std::visit(
+      [&](const auto& v) -> int {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::monostate>)
+          return sqlite3_bind_null(stmt_, index);
+        else if constexpr (std::is_same_v<T, std::int64_t>)
+          return sqlite3_bind_int64(stmt_, index, v);
+        else if constexpr (std::is_same_v<T, double>)
+          return sqlite3_bind_double(stmt_, index, v);
+        else if constexpr (std::is_same_v<T, std::string>)
+          return sqlite3_bind_text64(stmt_, index, v.data(), v.size(), SQLITE_TRANSIENT,
+                                     SQLITE_UTF8);
+        else
+          return sqlite3_bind_blob64(stmt_, index, v.bytes.data(), v.bytes.size(),
+                                     SQLITE_TRANSIENT);
+      },
+      value);
+  if (rc != SQLITE_OK) throw_error(db_, rc, "cannot bind a value");
+  return *this;
+}
+
+bool Statement::step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  throw_error(db_, rc, fmt::format("\"{}\" failed", sqlite3_sql(stmt_)));
+}
+
+void Statement::reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+int Statement::column_count() const { return sqlite3_column_count(stmt_); }
+
+Value Statement::column(int i) const {
+  switch (sqlite3_column_type(stmt_, i)) {
+    case SQLITE_INTEGER:
+      return sqlite3_column_int64(stmt_, i);
+    case SQLITE_FLOAT:
+      return sqlite3_column_double(stmt_, i);
+    case SQLITE_TEXT: {
+      auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+      return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)));
+    }
+    case SQLITE_BLOB: {
+      auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
+      return BlobValue{
+          std::string(p ? p : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))};
+    }
+    default:
+      return std::monostate{};
+  }
+}
+
+std::int64_t Statement::column_int(int i) const { return sqlite3_column_int64(stmt_, i); }
+
+std::string Statement::column_text(int i) const {
+  auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+  return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))
+           : std::string();
+}
+
+bool Statement::column_is_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+
+std::string Statement::column_name(int i) const { return sqlite3_column_name(stmt_, i); }
+
+Transaction::Transaction(Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+
+Transaction::~Transaction() {
+  if (!done_) {
+    // Rolling back cannot be reported from a destructor; SQLite rolls back
+    // by itself when the connection closes if this fails.
+    sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+}
+
+void Transaction::commit() {
+  db_.exec("COMMIT");
+  done_ = true;
+}
+
+std::string quote(std::string_view identifier) {
+  std::string out = "\"";
+  for (char c : identifier) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+bool same_identifier(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         sqlite3_strnicmp(a.data(), b.data(), static_cast<int>(a.size())) == 0;
+}
+
+AnchorValue to_anchor_value(const Value& value) {
+  return std::visit(
+      [](const auto& v) -> AnchorValue {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, BlobValue>)
+          return Blob{};
+        else
+          return v;
+      },
+      value);
+}
+
+}  // namespace retentiond::sqlite

@@ -1,0 +1,63 @@
+// The sweep: for every rule and stage, what is past its period (a plan), and
+// in a real sweep acting on it batch by batch, each batch committed with its
+// audit entry. Written once over the stores; see sqlite_store.hpp for what
+// differs per kind.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "time/calendar.hpp"
+#include "time/clock.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+#include "policy/policy.hpp"
+#include "report/report.hpp"
+
+namespace retentiond {
+
+struct SweepOptions {
+  bool dry_run = true;
+  std::vector<std::string> rules;  // empty: every rule
+  Day as_of;
+  std::filesystem::path state_dir;
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+struct SweepProgress {
+  std::string rule;
+  int stage = 0;
+  std::string store;
+  std::int64_t batch = 0;  // batches committed so far in this entry
+};
+
+// How the daemon steers a sweep from another thread.
+struct SweepControl {
+  const std::atomic<bool>* stop = nullptr;  // checked between batches
+  std::function<void(const SweepProgress&)> on_batch;
+};
+
+struct SweepOutcome {
+  Report report;
+  ExitCode code = ExitCode::ok;  // the worst failure, or ok
+  bool interrupted = false;      // stopped between batches by `stop`
+};
+
+// The day `clock` shows in the policy's zone.
+Day today(const Policy& policy, const Clock& clock);
+
+// Checks that `as_of` may be used: a real sweep refuses a day after today.
+Result<void> check_as_of(const Policy& policy, Day as_of, bool dry_run, const Clock& clock);
+
+// Runs a plan (dry_run) or a sweep. Setup failures that happen before any
+// store is touched (the state directory or audit log not writable, another
+// sweep running) are returned as an Error; failures of single rules are in
+// the report and in SweepOutcome::code.
+Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options,
+                               const Clock& clock, Logger& log, const SweepControl& control = {});
+
+}  // namespace retentiond
