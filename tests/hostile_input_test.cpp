@@ -22,8 +22,8 @@
 #include <thread>
 #include <vector>
 
-#include "util/digest.hpp"
 #include "sweep_support.hpp"
+#include "util/digest.hpp"
 
 using namespace retentiond;
 using namespace retentiond::test;
@@ -675,15 +675,17 @@ constexpr std::string_view kSecretKey = "KEY-MUST-NOT-LEAK-4c1f9e2b7a5d3086-ae71
 constexpr std::string_view kSecretPassword = "PG-PASSWORD-MUST-NOT-LEAK-93be";
 
 // kVisitsPolicy anonymising with hmac under kSecretKey, beside a PostgreSQL
-// store whose DSN carries kSecretPassword.
-void write_secret_policy(const Folder& f) {
+// store (whose DSN carries kSecretPassword when asked: a policy that is
+// then refused).
+void write_secret_policy(const Folder& f, bool password_in_dsn = false) {
   f.dir.write("hmac.key", kSecretKey, 0600);
-  f.write_policy(fmt::format(R"(version: 1
+  f.write_policy(
+      fmt::format(R"(version: 1
 timezone: Europe/Paris
 hmac_key_file: hmac.key
 stores:
   web: {{ kind: sqlite, path: web.db }}
-  crm: {{ kind: postgresql, dsn: "host=/nonexistent dbname=crm user=rd password={}" }}
+  crm: {{ kind: postgresql, dsn: "host=/nonexistent dbname=crm user=rd{}" }}
 rules:
   - name: visits
     store: web
@@ -694,7 +696,7 @@ rules:
     action: anonymize
     anonymize: {{ visitor: hmac, ip: "null", mark: coded_at }}
 )",
-                             kSecretPassword));
+                  password_in_dsn ? fmt::format(" password={}", kSecretPassword) : std::string()));
 }
 
 // Neither secret, nor the key in hex, in `text`.
@@ -743,16 +745,12 @@ TEST_CASE(
   run({"--log-level", "debug", "sweep", "--as-of", "2026-01-01"});
   run({"audit", "verify"});
   run({"audit", "show"});
-  // A rule on the PostgreSQL store is refused; the message names the store, not its DSN.
-  f.write_policy(read_file(f.policy) + R"(  - name: crm
-    store: crm
-    table: contacts
-    key: id
-    anchor: closed_on
-    keep_for: 1 year
-    action: delete
-)");
-  CHECK(run({"check"}).exit_code == 78);
+  // A password in a DSN is refused; the message names the store, not the password.
+  write_secret_policy(f, true);
+  auto refused = run({"check"});
+  CHECK(refused.exit_code == 78);
+  CHECK(refused.err.find("store 'crm': dsn carries a password") != std::string::npos);
+  CHECK(run({"plan"}).exit_code == 78);
   // A key file that others may read is refused: the message names the file, not its bytes.
   write_secret_policy(f);
   ::chmod((f.dir / "hmac.key").c_str(), 0644);

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "time/anchor.hpp"
-#include "util/error.hpp"
 #include "time/period.hpp"
 #include "time/schedule.hpp"
+#include "util/error.hpp"
 
 namespace retentiond {
 
@@ -32,7 +32,8 @@ struct StoreSpec {
   std::string name;
   StoreKind kind = StoreKind::sqlite;
   std::filesystem::path path;  // sqlite: absolute (resolved against the policy's folder)
-  std::string dsn;             // postgresql
+  std::string dsn;             // postgresql: a libpq connection string or URI, never a password
+  std::string schema;          // postgresql: where the rules' tables are ("public" by default)
   std::filesystem::path root;  // files
   std::string pattern;         // files
   SourceLocation location;
@@ -93,6 +94,7 @@ struct Rule {
   std::string key;
   std::string anchor;
   AnchorFormat anchor_format = AnchorFormat::date;
+  bool anchor_format_set = false;  // written in the policy (PostgreSQL's own types need none)
   std::vector<WhereCondition> where;
   std::optional<Hold> hold;
   std::vector<Stage> stages;  // at least one; strictly increasing periods

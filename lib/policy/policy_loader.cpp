@@ -14,9 +14,10 @@
 #include <set>
 #include <sstream>
 
+#include "policy/conninfo.hpp"
+#include "policy/policy.hpp"
 #include "time/calendar.hpp"
 #include "util/digest.hpp"
-#include "policy/policy.hpp"
 
 namespace retentiond {
 namespace {
@@ -164,9 +165,25 @@ StoreSpec load_store(const std::string& name, const YAML::Node& node, const fs::
     store.kind = StoreKind::sqlite;
     store.path = resolve(base_dir, text(require(node, "path", what), "path"));
   } else if (kind == "postgresql") {
-    expect_keys(node, what, {"kind", "dsn"});
+    expect_keys(node, what, {"kind", "dsn", "schema"});
     store.kind = StoreKind::postgresql;
-    store.dsn = text(require(node, "dsn", what), "dsn");
+    YAML::Node dsn = require(node, "dsn", what);
+    store.dsn = text(dsn, "dsn");
+    // The connection string is never echoed: it may carry a password.
+    auto parsed = check_conninfo(store.dsn);
+    if (parsed.error) {
+      error_at(dsn, fmt::format("{}: dsn is not a libpq connection string or URI ({}); accepted: "
+                                "\"host=... dbname=... user=...\" or postgresql://user@host/db",
+                                what, *parsed.error));
+    }
+    if (parsed.has_password) {
+      error_at(dsn, fmt::format("{}: dsn carries a password, which a policy file must not hold; "
+                                "accepted: a passfile (~/.pgpass, PGPASSFILE or passfile=PATH in "
+                                "the dsn, mode 0600), a service file, or systemd's "
+                                "LoadCredential= for the passfile",
+                                what));
+    }
+    store.schema = node["schema"] ? identifier(node["schema"], "schema") : "public";
   } else if (kind == "files") {
     expect_keys(node, what, {"kind", "root", "pattern"});
     store.kind = StoreKind::files;
@@ -475,12 +492,7 @@ class Loader {
                                   r.store));
     if (spec->kind == StoreKind::files) {
       error_at(store, fmt::format("{}: store '{}' is of kind files, which this version cannot "
-                                  "sweep yet; accepted: sqlite",
-                                  what, r.store));
-    }
-    if (spec->kind == StoreKind::postgresql) {
-      error_at(store, fmt::format("{}: store '{}' is of kind postgresql, which this version cannot "
-                                  "sweep yet; accepted: sqlite",
+                                  "sweep yet; accepted: sqlite, postgresql",
                                   what, r.store));
     }
     r.table = identifier(require(node, "table", what), "table");
@@ -491,6 +503,7 @@ class Loader {
                fmt::format("{} has no 'anchor': the column its period counts from", what));
     r.anchor = identifier(anchor, "anchor");
     if (auto f = node["anchor_format"]) {
+      r.anchor_format_set = true;
       std::string fmt_name = text(f, "anchor_format");
       if (fmt_name == "date")
         r.anchor_format = AnchorFormat::date;
@@ -560,8 +573,19 @@ class Loader {
       if (!dest)
         error_at(to, fmt::format("archive destination '{}' is not defined under stores", s.to));
       if (s.to == r.store) error_at(to, "the archive must be another store than the rule's own");
-      if (dest->kind != StoreKind::sqlite)
-        error_at(to, "this version archives only into sqlite stores");
+      const StoreSpec* live = p.find_store(r.store);
+      if (live && dest->kind != live->kind) {
+        error_at(to,
+                 fmt::format("archive destination '{}' is a {} store, but the rule's store '{}' "
+                             "is {}; accepted: a store of the same kind",
+                             s.to, to_string(dest->kind), r.store, to_string(live->kind)));
+      }
+      if (live && dest->kind == StoreKind::postgresql && dest->dsn == live->dsn &&
+          dest->schema == live->schema) {
+        error_at(to, fmt::format("archive destination '{}' is the same database and schema as "
+                                 "store '{}'; accepted: another schema or another database",
+                                 s.to, r.store));
+      }
     } else if (node["to"]) {
       error_at(key_node(node, "to"),
                fmt::format("'to' goes only with action archive, not {}", to_string(s.action)));

@@ -10,9 +10,8 @@
 #include <optional>
 
 #include "audit/audit_log.hpp"
+#include "stores/store.hpp"
 #include "util/files.hpp"
-#include "stores/sqlite/side_effects.hpp"
-#include "stores/sqlite/sqlite_store.hpp"
 
 namespace retentiond {
 namespace {
@@ -84,16 +83,14 @@ std::vector<Task> tasks_of(const Rule& rule, Day as_of) {
 class Sweeper {
  public:
   Sweeper(const Policy& policy, const SweepOptions& options, const Clock& clock, Logger& log,
-          const SweepControl& control, AuditLog* audit)
+          const SweepControl& control, AuditLog* audit, std::string owner)
       : policy_(policy),
         options_(options),
         clock_(clock),
         log_(log),
         control_(control),
-        audit_(audit) {
-    functions_.zone = policy.zone;
-    functions_.hmac_key = policy.hmac_key;
-  }
+        audit_(audit),
+        owner_(std::move(owner)) {}
 
   SweepOutcome run() {
     SweepOutcome outcome;
@@ -165,34 +162,23 @@ class Sweeper {
 
   enum class IfMissing { fail, skip, create };
 
-  // The store, opened on first use (read-only in a dry run). A missing file is
-  // an error for a live store; an archive that does not exist yet holds
+  // The store, opened on first use (read-only in a dry run). A missing store
+  // is an error for a live store; an archive that does not exist yet holds
   // nothing, and is created only to archive into (never by a dry run).
-  SqliteStore* store(const std::string& name, IfMissing if_missing = IfMissing::fail) {
+  Store* store(const std::string& name, IfMissing if_missing = IfMissing::fail) {
     if (auto it = stores_.find(name); it != stores_.end() && it->second) return it->second.get();
     const StoreSpec& spec = *policy_.find_store(name);
-    std::error_code ec;
     bool create = if_missing == IfMissing::create && !options_.dry_run;
-    if (if_missing != IfMissing::fail && !create && !fs::exists(spec.path, ec)) return nullptr;
-    SqliteStore::Options o{options_.dry_run, create, options_.busy_timeout, policy_.cache_mib};
-    return (stores_[name] = std::make_unique<SqliteStore>(spec, o, functions_)).get();
-  }
-
-  static std::optional<Error> store_error(const StoreSpec& spec, const sqlite::SqliteError& e) {
-    if (e.busy()) {
-      return Error{ExitCode::temp_fail, fmt::format("store '{}' ({}) stayed busy past its timeout; "
-                                                    "nothing was lost, the next sweep resumes: {}",
-                                                    spec.name, spec.path.string(), e.what())};
-    }
-    if (e.corrupt()) {
-      return Error{ExitCode::unavailable,
-                   fmt::format("store '{}' ({}) is not a database or its file is malformed; "
-                               "nothing was changed in it "
-                               "(check it with: sqlite3 {} 'PRAGMA integrity_check')",
-                               spec.name, spec.path.string(), spec.path.string())};
-    }
-    return Error{ExitCode::unavailable,
-                 fmt::format("store '{}' ({}): {}", spec.name, spec.path.string(), e.what())};
+    if (if_missing != IfMissing::fail && !create && !store_exists(spec)) return nullptr;
+    StoreOptions o;
+    o.dry_run = options_.dry_run;
+    o.create = create;
+    o.busy_timeout = options_.busy_timeout;
+    o.cache_mib = policy_.cache_mib;
+    o.zone = policy_.zone;
+    o.hmac_key = policy_.hmac_key;
+    o.owner = owner_;
+    return (stores_[name] = open_store(spec, o)).get();
   }
 
   // Before anything else: entries that a crash left in the stores' outboxes
@@ -212,7 +198,7 @@ class Sweeper {
       if (!store) continue;
       try {
         store->forget_outbox_rows();
-      } catch (const sqlite::SqliteError& e) {
+      } catch (const StoreError& e) {
         // Harmless: settled at the start of the next sweep.
         log_.warning("store '{}': could not tidy the outbox: {}", name, e.what());
       }
@@ -228,7 +214,7 @@ class Sweeper {
     for (const auto& name : names) {
       if (stores_.count(name)) continue;
       try {
-        SqliteStore* s = store(name, IfMissing::skip);
+        Store* s = store(name, IfMissing::skip);
         if (!s) continue;
         auto appended = s->settle_outbox(*audit_);
         if (!appended) {
@@ -241,7 +227,7 @@ class Sweeper {
               "store '{}': {} audit entr{} of an interrupted sweep written to the audit log", name,
               *appended, *appended == 1 ? "y" : "ies");
         }
-      } catch (const sqlite::SqliteError& e) {
+      } catch (const StoreError& e) {
         // The rules on this store fail with this error when they reach it;
         // the other rules still run.
         stores_.erase(name);
@@ -255,29 +241,40 @@ class Sweeper {
     const Rule& rule = *task.rule;
     const StoreSpec& spec = *policy_.find_store(task.store);
     try {
-      SqliteStore* s =
+      Store* s =
           store(task.store, task.place == Place::archive ? IfMissing::skip : IfMissing::fail);
       if (!s) return std::nullopt;  // dry run of an archive not created yet: nothing there
-      if (!s->table_exists(rule.table)) {
+      if (!s->has_table(rule)) {
         if (task.place == Place::archive) return std::nullopt;
         return Error{ExitCode::unavailable,
-                     fmt::format("store '{}' ({}): table '{}' does not exist", spec.name,
-                                 spec.path.string(), rule.table)};
+                     fmt::format("{}: table '{}' does not exist", s->label(), rule.table)};
       }
-      SqliteStore* hold_source = task.place == Place::archive ? store(rule.store) : nullptr;
       Action action = task.stage->action;
-      if (auto effects = side_effects_of(s->db(), rule, action)) {
-        return Error{ExitCode::unavailable, fmt::format("store '{}' ({}): refused: {}", spec.name,
-                                                        spec.path.string(), *effects)};
+      if (auto refused = s->refusal(rule, action)) {
+        return Error{ExitCode::unavailable, fmt::format("{}: refused: {}", s->label(), *refused)};
       }
-      entry.counts =
-          s->count(rule, task.window, action, task.place, hold_source, task.count_undated);
-      if (options_.dry_run) return std::nullopt;
-
-      SqliteStore* archive =
-          action == Action::archive ? store(task.stage->to, IfMissing::create) : nullptr;
-      Cursor cursor;
-      cursor.order = s->choose_order(rule, entry.counts.matched);
+      StageWork work;
+      work.rule = &rule;
+      work.window = task.window;
+      work.action = action;
+      work.place = task.place;
+      work.live = task.place == Place::archive ? store(rule.store) : nullptr;
+      if (options_.dry_run) {
+        entry.counts = s->count(work, task.count_undated);
+        return std::nullopt;
+      }
+      work.archive = action == Action::archive ? store(task.stage->to, IfMissing::create) : nullptr;
+      // Daemons on several hosts sharing the store: one acts on a rule's
+      // stage at a time; the other reports it busy and the next sweep resumes.
+      auto claim = s->claim(work);
+      entry.counts = s->count(work, task.count_undated);
+      if (!claim) {
+        return Error{ExitCode::temp_fail,
+                     fmt::format("{}: rule '{}' stage {} is being swept by another retentiond; "
+                                 "nothing was done here, the next sweep resumes",
+                                 s->label(), rule.name, task.stage->number)};
+      }
+      auto batches = s->batches(work, entry.counts.matched);
       SweepProgress progress{rule.name, task.stage->number, task.store, 0};
       while (true) {
         if (control_.stop && control_.stop->load()) {
@@ -296,20 +293,7 @@ class Sweeper {
                                entry.cutoff,
                                0,
                                ""};
-        BatchResult batch;
-        switch (action) {
-          case Action::erase:
-            batch = s->delete_batch(rule, task.window, task.place, policy_.batch_size, cursor,
-                                    audit_entry, hold_source);
-            break;
-          case Action::anonymize:
-            batch = s->anonymize_batch(rule, task.window, policy_.batch_size, cursor, audit_entry);
-            break;
-          case Action::archive:
-            batch = s->archive_batch(rule, task.window, *archive, policy_.batch_size, cursor,
-                                     audit_entry);
-            break;
-        }
+        BatchResult batch = batches->next(policy_.batch_size, std::move(audit_entry));
         log_.debug(
             "rule '{}' stage {} on '{}': batch of {} rows ({} conflicts), write lock held {:.1f} "
             "ms",
@@ -333,8 +317,8 @@ class Sweeper {
             rule.name, entry.counts.conflicts, task.stage->to);
       }
       return std::nullopt;
-    } catch (const sqlite::SqliteError& e) {
-      return store_error(spec, e);
+    } catch (const StoreError& e) {
+      return explain_store_error(spec, e);
     }
   }
 
@@ -344,8 +328,8 @@ class Sweeper {
   Logger& log_;
   const SweepControl& control_;
   AuditLog* audit_;
-  SqlFunctionContext functions_;
-  std::map<std::string, std::unique_ptr<SqliteStore>> stores_;
+  std::string owner_;  // this installation, as the stores' outboxes know it
+  std::map<std::string, std::unique_ptr<Store>> stores_;
 };
 
 }  // namespace
@@ -371,6 +355,7 @@ Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options
     return std::unexpected(ok.error());
   std::optional<AuditLog> audit;
   std::optional<SweepLock> lock;
+  std::string owner;
   if (!options.dry_run) {
     // Everything that could stop the audit trail is checked before a store is touched.
     // The lock comes first: opening the log cuts off a partly written last
@@ -384,8 +369,12 @@ Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options
     if (!opened) return std::unexpected(opened.error());
     audit.emplace(std::move(*opened));
     if (audit->warning()) log.warning("{}", *audit->warning());
+    auto id = installation_id(options.state_dir);
+    if (!id) return std::unexpected(id.error());
+    owner = std::move(*id);
   }
-  Sweeper sweeper(policy, options, clock, log, control, audit ? &*audit : nullptr);
+  Sweeper sweeper(policy, options, clock, log, control, audit ? &*audit : nullptr,
+                  std::move(owner));
   return sweeper.run();
 }
 

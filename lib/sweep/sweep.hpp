@@ -11,12 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "policy/policy.hpp"
+#include "report/report.hpp"
 #include "time/calendar.hpp"
 #include "time/clock.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
-#include "policy/policy.hpp"
-#include "report/report.hpp"
 
 namespace retentiond {
 

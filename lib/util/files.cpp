@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <random>
 
 namespace retentiond {
 
@@ -60,6 +62,30 @@ Result<void> write_file_atomically(const fs::path& path, std::string_view conten
                 fmt::format("cannot write {}: {}", path.string(), std::strerror(saved)));
   }
   return {};
+}
+
+Result<std::string> installation_id(const fs::path& state_dir) {
+  fs::path file = state_dir / "installation-id";
+  std::error_code ec;
+  if (fs::exists(file, ec)) {
+    std::ifstream in(file);
+    std::string id;
+    if (in >> id && id.size() == 32 &&
+        id.find_first_not_of("0123456789abcdef") == std::string::npos) {
+      return id;
+    }
+    return fail(ExitCode::cant_create,
+                fmt::format("{} is damaged (expected 32 hex digits); remove it and a new one is "
+                            "made, but the outbox rows of this installation's interrupted sweeps "
+                            "in shared databases would then need to be logged by hand",
+                            file.string()));
+  }
+  std::random_device random;
+  std::string id;
+  for (int i = 0; i < 4; ++i) id += fmt::format("{:08x}", random());
+  if (auto written = write_file_atomically(file, id + "\n", 0600); !written)
+    return std::unexpected(written.error());
+  return id;
 }
 
 }  // namespace retentiond

@@ -17,4 +17,9 @@ Result<void> ensure_private_directory(const std::filesystem::path& dir);
 Result<void> write_file_atomically(const std::filesystem::path& path, std::string_view content,
                                    unsigned mode = 0644);
 
+// This installation's identity, kept in `state_dir`/installation-id (created
+// on first use, 32 hex digits): what tells apart the retentiond daemons of
+// several hosts that share a database.
+Result<std::string> installation_id(const std::filesystem::path& state_dir);
+
 }  // namespace retentiond

@@ -25,6 +25,13 @@ bool SqliteError::corrupt() const {
   return primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT;
 }
 
+StoreError::Kind SqliteError::kind_of(int code) {
+  int primary = code & 0xff;
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) return Kind::busy;
+  if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) return Kind::damaged;
+  return Kind::unavailable;
+}
+
 Database::Database(const std::filesystem::path& path, OpenMode mode,
                    std::chrono::milliseconds busy_timeout)
     : path_(path) {

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "stores/store_error.hpp"
 #include "time/anchor.hpp"
 
 struct sqlite3;
@@ -21,9 +22,10 @@ struct sqlite3_stmt;
 
 namespace retentiond::sqlite {
 
-class SqliteError : public std::runtime_error {
+class SqliteError : public StoreError {
  public:
-  SqliteError(int code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  SqliteError(int code, const std::string& message)
+      : StoreError(kind_of(code), message), code_(code) {}
   int code() const { return code_; }
   // SQLITE_BUSY or SQLITE_LOCKED: another connection held the lock past the timeout.
   bool busy() const;
@@ -31,6 +33,7 @@ class SqliteError : public std::runtime_error {
   bool corrupt() const;
 
  private:
+  static Kind kind_of(int code);
   int code_;
 };
 

@@ -15,8 +15,8 @@
 #include <string>
 #include <string_view>
 
-#include "time/anchor.hpp"
 #include "stores/sqlite/sqlite.hpp"
+#include "time/anchor.hpp"
 
 namespace retentiond {
 

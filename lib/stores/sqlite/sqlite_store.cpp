@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <map>
 
+#include "stores/outbox.hpp"
+#include "stores/sqlite/side_effects.hpp"
 #include "util/digest.hpp"
 
 namespace retentiond {
@@ -118,10 +120,6 @@ std::chrono::microseconds held_since(std::chrono::steady_clock::time_point start
 
 }  // namespace
 
-std::string utc_timestamp(std::chrono::system_clock::time_point t) {
-  return date::format("%FT%TZ", date::floor<std::chrono::milliseconds>(t));
-}
-
 struct SqliteStore::Row {
   Value ident;
   Value anchor;
@@ -145,15 +143,16 @@ struct SqliteStore::Selection {
   std::string ident;   // rowid or the quoted key of a WITHOUT ROWID table
 };
 
-SqliteStore::SqliteStore(const StoreSpec& spec, const Options& options,
-                         const SqlFunctionContext& functions)
-    : spec_(spec), options_(options), functions_(&functions) {
+SqliteStore::SqliteStore(const StoreSpec& spec, const StoreOptions& options)
+    : spec_(spec), options_(options) {
+  functions_.zone = options.zone;
+  functions_.hmac_key = options.hmac_key;
   using sqlite::OpenMode;
   OpenMode mode = options.dry_run  ? OpenMode::read_only
                   : options.create ? OpenMode::create
                                    : OpenMode::read_write;
   db_ = std::make_unique<sqlite::Database>(spec.path, mode, options.busy_timeout);
-  register_sql_functions(*db_, functions);
+  register_sql_functions(*db_, functions_);
   db_->exec(fmt::format("PRAGMA cache_size = -{}",
                         static_cast<long>(options.cache_mib) * 1024));  // in KiB
   if (!options.dry_run) {
@@ -188,7 +187,7 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
   sel.from = fmt::format("main.{} AS t", quote(rule.table));
   sel.anchor = "t." + quote(rule.anchor);
   std::vector<std::string> conds;
-  IndexRange range = index_range(rule.anchor_format, w, *functions_->zone);
+  IndexRange range = index_range(rule.anchor_format, w, *functions_.zone);
   if (range.low) {
     conds.push_back(sel.anchor + " >= ?");
     sel.window_binds.push_back(*range.low);
@@ -266,8 +265,26 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
   return sel;
 }
 
-Counts SqliteStore::count(const Rule& rule, const DayWindow& window, Action action, Place place,
-                          const SqliteStore* hold_source, bool with_undated) {
+namespace {
+
+// Rows in an archive are held by the hold table of the live store (of the
+// same kind: the loader refuses an archive of another kind).
+const SqliteStore* hold_source_of(const StageWork& work) {
+  return work.place == Place::archive ? dynamic_cast<const SqliteStore*>(work.live) : nullptr;
+}
+
+}  // namespace
+
+std::optional<std::string> SqliteStore::refusal(const Rule& rule, Action action) {
+  return side_effects_of(*db_, rule, action);
+}
+
+Counts SqliteStore::count(const StageWork& work, bool with_undated) {
+  const Rule& rule = *work.rule;
+  const DayWindow& window = work.window;
+  Action action = work.action;
+  Place place = work.place;
+  const SqliteStore* hold_source = hold_source_of(work);
   Counts counts;
   if (!db_->table_exists(rule.table)) return counts;  // an archive table not created yet
   if (place == Place::archive) attach_hold_source(hold_source);
@@ -383,38 +400,13 @@ void SqliteStore::forget_outbox_rows() {
 
 Result<int> SqliteStore::settle_outbox(AuditLog& audit) {
   if (!db_->table_exists(std::string(kOutbox))) return 0;
-  std::vector<std::pair<std::int64_t, AuditEntry>> pending;
+  std::vector<OutboxRow> rows;
   {
     Statement s(*db_, fmt::format("SELECT id, entry FROM main.{} ORDER BY id", quote(kOutbox)));
-    while (s.step()) {
-      std::optional<AuditEntry> entry;
-      try {
-        entry = AuditEntry::from_json(nlohmann::json::parse(s.column_text(1)));
-      } catch (const nlohmann::json::exception&) {
-      }
-      if (!entry) {
-        return fail(
-            ExitCode::data_error,
-            fmt::format("store '{}' ({}): outbox row {} is damaged; it must be logged by hand",
-                        spec_.name, spec_.path.string(), s.column_int(0)));
-      }
-      pending.emplace_back(s.column_int(0), std::move(*entry));
-    }
+    while (s.step()) rows.push_back({s.column_int(0), s.column_text(1)});
   }
-  if (pending.empty()) return 0;
-  auto logged = audit.logged_entries();
-  if (!logged) return std::unexpected(logged.error());
-  int appended = 0;
-  for (auto& [id, entry] : pending) {
-    if (!logged->count(AuditLog::entry_key(entry))) {
-      auto seq = audit.append(entry);
-      if (!seq) return std::unexpected(seq.error());
-      ++appended;
-    }
-    settled_outbox_ids_.push_back(id);
-  }
-  if (auto synced = audit.sync(); !synced) return std::unexpected(synced.error());
-  forget_outbox_rows();
+  auto appended = settle_outbox_rows(rows, audit, label(), settled_outbox_ids_);
+  if (appended && *appended >= 0 && !rows.empty()) forget_outbox_rows();
   return appended;
 }
 
@@ -467,6 +459,39 @@ void SqliteStore::record_batch(BatchResult& result, AuditEntry entry, Sha256& di
   entry.keys_sha256 = digest.hex();
   write_outbox(entry);
   result.entry = std::move(entry);
+}
+
+// The batches of one stage, resuming after the last row each one read.
+class SqliteBatches final : public Batches {
+ public:
+  SqliteBatches(SqliteStore& store, const StageWork& work, BatchOrder order)
+      : store_(store), work_(work) {
+    cursor_.order = order;
+  }
+
+  BatchResult next(int limit, AuditEntry entry) override {
+    const Rule& rule = *work_.rule;
+    switch (work_.action) {
+      case Action::erase:
+        return store_.delete_batch(rule, work_.window, work_.place, limit, cursor_,
+                                   std::move(entry), hold_source_of(work_));
+      case Action::anonymize:
+        return store_.anonymize_batch(rule, work_.window, limit, cursor_, std::move(entry));
+      case Action::archive:
+        return store_.archive_batch(rule, work_.window, dynamic_cast<SqliteStore&>(*work_.archive),
+                                    limit, cursor_, std::move(entry));
+    }
+    return {};
+  }
+
+ private:
+  SqliteStore& store_;
+  StageWork work_;
+  Cursor cursor_;
+};
+
+std::unique_ptr<Batches> SqliteStore::batches(const StageWork& work, std::int64_t matched) {
+  return std::make_unique<SqliteBatches>(*this, work, choose_order(*work.rule, matched));
 }
 
 BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window, Place place,

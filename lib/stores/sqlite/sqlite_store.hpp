@@ -1,7 +1,7 @@
-// A SQLite store as the sweep sees it: counting what a stage would act on,
-// and acting on it one short transaction (one batch) at a time. Everything
-// kind-specific lives here; stages, windows, audit and reports live in
-// sweep.cpp.
+// A SQLite store: a database file, reached through one connection (read-only
+// in a dry run). Everything SQLite-specific of the sweep lives here: the
+// selection in SQLite's dialect with retentiond's own SQL functions, the
+// batch orders, the archive's two-step copy, the outbox table.
 #pragma once
 
 #include <chrono>
@@ -12,26 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "audit/audit_log.hpp"
-#include "time/calendar.hpp"
-#include "util/digest.hpp"
-#include "policy/policy.hpp"
-#include "report/report.hpp"
 #include "stores/sqlite/sqlite.hpp"
 #include "stores/sqlite/sqlite_functions.hpp"
+#include "stores/store.hpp"
+#include "util/digest.hpp"
 
 namespace retentiond {
-
-// The anchor days a stage acts on: after < day <= through. `after` is the
-// next stage's cutoff (rows past it belong to that stage), none for the last.
-struct DayWindow {
-  std::optional<Day> after;
-  Day through;
-};
-
-// Where a rule's rows are in this store: its own table in the live store, or
-// the copy of that table in the archive store.
-enum class Place { live, archive };
 
 // A position in (anchor, row identity) order: batches resume after it, so
 // rows that are held, excluded or in conflict are read once, not per batch.
@@ -50,42 +36,38 @@ struct Cursor {
   std::optional<sqlite::Value> ident;
 };
 
-struct BatchResult {
-  std::int64_t affected = 0;
-  std::int64_t conflicts = 0;
-  bool more = false;                             // the window may hold more rows
-  std::optional<AuditEntry> entry;               // what was committed, to append to the audit log
-  std::chrono::microseconds write_lock_held{0};  // BEGIN IMMEDIATE to COMMIT on this store
-};
-
-class SqliteStore {
+class SqliteStore final : public Store {
  public:
-  struct Options {
-    bool dry_run = true;
-    bool create = false;  // an archive destination: created when missing
-    std::chrono::milliseconds busy_timeout{5000};
-    int cache_mib = 16;  // SQLite page cache of this connection
-  };
+  // Throws sqlite::SqliteError when the file cannot be opened.
+  SqliteStore(const StoreSpec& spec, const StoreOptions& options);
 
-  SqliteStore(const StoreSpec& spec, const Options& options, const SqlFunctionContext& functions);
+  const StoreSpec& spec() const override { return spec_; }
+  std::string label() const override { return store_label(spec_); }
+  bool has_table(const Rule& rule) override { return db_->table_exists(rule.table); }
+  std::optional<std::string> refusal(const Rule& rule, Action action) override;
+  Counts count(const StageWork& work, bool with_undated) override;
+  std::unique_ptr<Batches> batches(const StageWork& work, std::int64_t matched) override;
+  // One host writes a SQLite file: the state directory's sweep lock is enough.
+  std::unique_ptr<Claim> claim(const StageWork&) override { return std::make_unique<Claim>(); }
+  Result<int> settle_outbox(AuditLog& audit) override;
+  void outbox_entry_logged() override { settled_outbox_ids_.push_back(last_outbox_id_); }
+  void forget_outbox_rows() override;
+  void check(const Rule& rule, CheckFindings& out) override;
+  void check_archive(const Rule& rule, Store& live, CheckFindings& out) override;
 
-  const StoreSpec& spec() const { return spec_; }
   sqlite::Database& db() { return *db_; }
-  bool table_exists(const std::string& table) { return db_->table_exists(table); }
 
-  // Rows of the rule in `window` that are not held (and, for anonymize, not
-  // yet anonymised), and those that are held; with `with_undated`, also the
-  // rule's rows whose anchor cannot be read (a pass over the whole table).
-  Counts count(const Rule& rule, const DayWindow& window, Action action, Place place,
-               const SqliteStore* hold_source, bool with_undated);
-
+ private:
+  friend class SqliteBatches;
+  struct Selection;
+  Selection select(const Rule& rule, const DayWindow& window, Place place,
+                   const SqliteStore* hold_source, Action action) const;
+  void attach_hold_source(const SqliteStore* hold_source);
   // The order for acting on `matched` rows of the rule's table (see BatchOrder).
   BatchOrder choose_order(const Rule& rule, std::int64_t matched);
 
   // One transaction: up to `limit` rows of the window acted on, and the
   // batch's audit entry written to the outbox table in the same commit.
-  // `entry` carries the fields known before (rule, stage, ...); time,
-  // affected and keys_sha256 are filled in here.
   BatchResult delete_batch(const Rule& rule, const DayWindow& window, Place place, int limit,
                            Cursor& cursor, AuditEntry entry, const SqliteStore* hold_source);
   BatchResult anonymize_batch(const Rule& rule, const DayWindow& window, int limit, Cursor& cursor,
@@ -93,20 +75,6 @@ class SqliteStore {
   BatchResult archive_batch(const Rule& rule, const DayWindow& window, SqliteStore& archive,
                             int limit, Cursor& cursor, AuditEntry entry);
 
-  // Appends to `audit` every outbox entry a crash left behind (unless the
-  // log already has it) and empties the outbox. Returns how many were appended.
-  Result<int> settle_outbox(AuditLog& audit);
-  // The entry of the last batch is now appended to the audit log.
-  void outbox_entry_logged() { settled_outbox_ids_.push_back(last_outbox_id_); }
-  // Removes the outbox rows of the logged entries, in a transaction of its own.
-  // REQUIRES: the audit log has been synced since they were appended.
-  void forget_outbox_rows();
-
- private:
-  struct Selection;
-  Selection select(const Rule& rule, const DayWindow& window, Place place,
-                   const SqliteStore* hold_source, Action action) const;
-  void attach_hold_source(const SqliteStore* hold_source);
   struct Row;
   std::vector<Row> fetch_batch(const Selection& sel, const std::vector<std::string>& columns,
                                Cursor& cursor, int limit);
@@ -121,15 +89,12 @@ class SqliteStore {
   std::string ident_of(const Rule& rule);
 
   StoreSpec spec_;
-  Options options_;
-  const SqlFunctionContext* functions_;
+  StoreOptions options_;
+  SqlFunctionContext functions_;  // before db_: the connection's functions use it
   std::unique_ptr<sqlite::Database> db_;
   std::vector<std::int64_t> settled_outbox_ids_;
   std::int64_t last_outbox_id_ = 0;
   std::optional<std::string> attached_hold_source_;
 };
-
-// "2026-11-27T03:15:00.123Z"
-std::string utc_timestamp(std::chrono::system_clock::time_point t);
 
 }  // namespace retentiond
