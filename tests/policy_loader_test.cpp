@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -7,9 +8,9 @@
 #include <variant>
 #include <vector>
 
-#include "util/digest.hpp"
 #include "policy/policy.hpp"
 #include "test_support.hpp"
+#include "util/digest.hpp"
 
 using namespace retentiond;
 using retentiond::test::TempDir;
@@ -787,6 +788,57 @@ TEST_CASE("other mistakes are refused with their line", "[policy]") {
     refused(dir, edited(good, "version: 1\ntimezone: Europe/Paris", "version: 1  # <-"),
             {"timezone"});
   }
+  SECTION("a busy_timeout that is not a duration") {
+    for (const char* bad : {"5", "0s", "-1s", "1.5s", "5 hours", "11 min"}) {
+      refused(dir,
+              edited(good, "version: 1", fmt::format("version: 1\nbusy_timeout: {}  # <-", bad)),
+              {"busy_timeout", "500ms, 5s, 2 min"});
+    }
+  }
+  SECTION("an archive into a store of another kind") {
+    refused(dir,
+            edited(edited(good, "action: delete", "action: archive\n    to: warehouse  # <-"),
+                   "stores:", "stores:\n  warehouse: { kind: postgresql, dsn: \"dbname=w\" }"),
+            {"'warehouse' is a postgresql store", "same kind"});
+  }
+}
+
+TEST_CASE("busy_timeout takes ms, s and min, with or without the space", "[policy]") {
+  TempDir dir;
+  auto good = policy_with(kClaimsRule);
+  CHECK(loaded(load(dir, good)).busy_timeout == std::chrono::seconds{5});
+  for (auto [text, ms] : std::vector<std::pair<std::string, int>>{
+           {"500ms", 500}, {"5s", 5000}, {"2 min", 120000}, {"250 ms", 250}}) {
+    auto p = loaded(load(dir, edited(good, "version: 1", "version: 1\nbusy_timeout: " + text)));
+    CHECK(p.busy_timeout == std::chrono::milliseconds{ms});
+  }
+}
+
+TEST_CASE("a PostgreSQL store's dsn is read by libpq, and a password in it is refused unseen",
+          "[policy][postgresql]") {
+  TempDir dir;
+  auto good = policy_with(kClaimsRule);
+  auto with_store = [&](std::string_view line) {
+    return edited(good, "stores:", "stores:\n  crm: " + std::string(line));
+  };
+  auto p = loaded(load(
+      dir, with_store(R"({ kind: postgresql, dsn: "host=/run/postgresql dbname=mgen user=rd" })")));
+  CHECK(p.find_store("crm")->schema == "public");
+  auto q = loaded(load(
+      dir,
+      with_store(R"({ kind: postgresql, dsn: "postgresql://rd@db.example/mgen", schema: amo })")));
+  CHECK(q.find_store("crm")->schema == "amo");
+  for (const char* dsn :
+       {"host=db dbname=mgen password=s3cr3t-Pw", "postgresql://rd:s3cr3t-Pw@db/mgen"}) {
+    auto message =
+        refused(dir, with_store(fmt::format(R"({{ kind: postgresql, dsn: "{}" }}  # <-)", dsn)),
+                {"store 'crm': dsn carries a password", "passfile"});
+    CHECK(message.find("s3cr3t-Pw") == std::string::npos);
+  }
+  refused(dir, with_store(R"({ kind: postgresql, dsn: "host=db dbname" }  # <-)"),
+          {"store 'crm': dsn is not a libpq connection string"});
+  refused(dir, with_store(R"({ kind: postgresql, dsn: "dbname=x", schema: "a;b" }  # <-)"),
+          {"schema"});
 }
 
 TEST_CASE("a missing or unreadable policy file is no_input (66)", "[policy]") {

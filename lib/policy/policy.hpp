@@ -4,6 +4,7 @@
 
 #include <date/tz.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -112,6 +113,8 @@ struct Policy {
   const date::time_zone* zone = nullptr;
   std::optional<Schedule> schedule;  // none: the daemon sweeps only on SIGUSR1
   int batch_size = 1000;
+  // How long a batch waits for a lock someone else holds.
+  std::chrono::milliseconds busy_timeout{5000};
   int cache_mib = 16;  // SQLite page cache per store connection
   std::optional<std::filesystem::path> hmac_key_file;
   std::string hmac_key;  // the key's bytes; empty when no rule uses hmac

@@ -17,6 +17,7 @@
 #include "policy/conninfo.hpp"
 #include "policy/policy.hpp"
 #include "time/calendar.hpp"
+#include "time/duration.hpp"
 #include "util/digest.hpp"
 
 namespace retentiond {
@@ -29,6 +30,7 @@ namespace fs = std::filesystem;
 constexpr std::uintmax_t kMaxPolicyBytes = 1024 * 1024;
 constexpr int kMaxBatchSize = 1'000'000;
 constexpr int kMaxCacheMib = 4096;
+constexpr std::chrono::minutes kMaxBusyTimeout{10};
 constexpr std::size_t kMinKeyBytes = 32;
 
 struct LoadError {
@@ -342,8 +344,8 @@ class Loader {
     YAML::Node root = YAML::Load(bytes);
     if (!root.IsMap()) error_at(root, "a policy must be a mapping with timezone, stores and rules");
     expect_keys(root, "the policy",
-                {"version", "timezone", "schedule", "batch_size", "cache_mib", "hmac_key_file",
-                 "metrics_file", "stores", "rules"});
+                {"version", "timezone", "schedule", "batch_size", "busy_timeout", "cache_mib",
+                 "hmac_key_file", "metrics_file", "stores", "rules"});
     if (auto v = root["version"]) {
       if (integer(v, "version") != 1) error_at(v, "unsupported version; accepted: 1");
     }
@@ -366,6 +368,15 @@ class Loader {
       if (n < 1 || n > kMaxBatchSize)
         error_at(b, fmt::format("batch_size must be between 1 and {}", kMaxBatchSize));
       p.batch_size = static_cast<int>(n);
+    }
+    if (auto b = root["busy_timeout"]) {
+      auto d = parse_duration(text(b, "busy_timeout"));
+      if (!d || *d > kMaxBusyTimeout) {
+        error_at(b,
+                 "busy_timeout must be a duration from 1 ms to 10 min; accepted: 500ms, 5s, "
+                 "2 min");
+      }
+      p.busy_timeout = *d;
     }
     if (auto c = root["cache_mib"]) {
       auto n = integer(c, "cache_mib");

@@ -108,6 +108,7 @@ class Sweeper {
         continue;
       }
       bool rule_failed = false;
+      bool store_busy = false;
       for (const auto& task : tasks_of(rule, options_.as_of)) {
         ReportEntry entry;
         entry.rule = rule.name;
@@ -119,10 +120,14 @@ class Sweeper {
         entry.table = rule.table;
         entry.cutoff = format_day(task.window.through);
         if (!rule_failed && !outcome.interrupted) {
+          claimed_elsewhere_ = false;
           auto error = run_task(task, entry, outcome);
           if (error) {
             entry.error = error->message;
             rule_failed = true;
+            // A store that stayed locked ends the sweep; a rule another
+            // daemon is sweeping only ends that rule.
+            store_busy = error->code == ExitCode::temp_fail && !claimed_elsewhere_;
             raise(outcome, error->code);
             log_.error("rule '{}' stage {} on store '{}': {}", rule.name, entry.stage, task.store,
                        error->message);
@@ -130,8 +135,7 @@ class Sweeper {
         }
         report.entries.push_back(std::move(entry));
         tidy_outboxes(outcome);
-        if (outcome.code == ExitCode::temp_fail)
-          return outcome;  // busy: the sweep ends; the next one resumes
+        if (store_busy) return outcome;  // busy: the sweep ends; the next one resumes
       }
     }
     tidy_outboxes(outcome);
@@ -173,7 +177,7 @@ class Sweeper {
     StoreOptions o;
     o.dry_run = options_.dry_run;
     o.create = create;
-    o.busy_timeout = options_.busy_timeout;
+    o.busy_timeout = options_.busy_timeout.value_or(policy_.busy_timeout);
     o.cache_mib = policy_.cache_mib;
     o.zone = policy_.zone;
     o.hmac_key = policy_.hmac_key;
@@ -269,6 +273,7 @@ class Sweeper {
       auto claim = s->claim(work);
       entry.counts = s->count(work, task.count_undated);
       if (!claim) {
+        claimed_elsewhere_ = true;
         return Error{ExitCode::temp_fail,
                      fmt::format("{}: rule '{}' stage {} is being swept by another retentiond; "
                                  "nothing was done here, the next sweep resumes",
@@ -328,7 +333,8 @@ class Sweeper {
   Logger& log_;
   const SweepControl& control_;
   AuditLog* audit_;
-  std::string owner_;  // this installation, as the stores' outboxes know it
+  bool claimed_elsewhere_ = false;  // the last task's rule is being swept by another daemon
+  std::string owner_;               // this installation, as the stores' outboxes know it
   std::map<std::string, std::unique_ptr<Store>> stores_;
 };
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,8 @@ struct SweepOptions {
   std::vector<std::string> rules;  // empty: every rule
   Day as_of;
   std::filesystem::path state_dir;
-  std::chrono::milliseconds busy_timeout{5000};
+  // The policy's busy_timeout unless set here.
+  std::optional<std::chrono::milliseconds> busy_timeout;
 };
 
 struct SweepProgress {
