@@ -921,7 +921,8 @@ class PostgresBatches final : public Batches {
                       sel_.params);
       std::int64_t rows = check.integer(0, 0);
       if (rows == 0 || check.integer(0, 1) != 0) return std::nullopt;
-      auto keys = conn().exec(fmt::format("SELECT {}::text FROM {} AS t", sel_.key, part));
+      auto keys =
+          conn().exec(fmt::format("SELECT {0}::text FROM {1} AS t ORDER BY {0}", sel_.key, part));
       Sha256 digest;
       for (int i = 0; i < keys.rows(); ++i) digest.update(keys.text(i, 0) + "\n");
       conn().exec(fmt::format("ALTER TABLE {} DETACH PARTITION {}", sel_.table, part));
