@@ -807,7 +807,10 @@ class PostgresBatches final : public Batches {
       if (same && it->second.size() == 1) {
         copied.push_back(r);
       } else {
-        ++result.conflicts;  // never overwrite what the archive holds
+        // Never overwrite what the archive holds. The row stays in the
+        // window, so the second pass (Phase::wait) reads it again: count it
+        // once per stage, or the report shows every conflict twice.
+        if (conflicts_seen_.insert(r->oid + "/" + r->ctid).second) ++result.conflicts;
       }
     }
     std::string cols = fmt::format("{}", fmt::join(columns_, ", "));
@@ -954,6 +957,7 @@ class PostgresBatches final : public Batches {
   std::vector<std::string> partitions_;    // still to try dropping
   Phase phase_ = Phase::skip_locked;
   std::optional<CursorPos> cursor_;
+  std::set<std::string> conflicts_seen_;  // "oid/ctid" of rows counted as conflicts
 };
 
 std::unique_ptr<Batches> PostgresStore::batches(const StageWork& work, std::int64_t) {
