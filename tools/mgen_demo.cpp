@@ -536,7 +536,7 @@ std::vector<TableCount> generate(const fs::path& dir, const GenerateOptions& opt
     counts.push_back({std::string(share.file), std::string(share.table), rows});
     if (progress) progress(counts.back());
   }
-  create_indexes(dir);
+  if (options.indexes) create_indexes(dir);
   return counts;
 }
 

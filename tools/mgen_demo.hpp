@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,7 @@ struct GenerateOptions {
   std::int64_t rows = 20'000;  // over all tables together
   Day as_of;                   // dates spread back from here (and a few after)
   int rows_per_transaction = 50'000;
+  bool indexes = true;  // false: leave the stores without their indexes
 };
 
 struct TableCount {
@@ -52,6 +54,50 @@ std::vector<TableCount> generate(const std::filesystem::path& dir, const Generat
 
 // The text of policies/mgen.yaml as it was when this program was built.
 std::string_view mgen_policy_text();
+
+// The same data set in a PostgreSQL database: one schema per store of
+// policies/mgen.yaml (named as the store), the tables of the SQLite files with
+// native types (keys bigint, dates date, datetime text timestamptz, seconds
+// since 1970 bigint, the 0/1 hold flag boolean) and the same indexes.
+// Unreadable anchors of the SQLite set ('unknown', '2019-02-30', 'n/a') are
+// NULL there: undated either way. The archive's schema is created empty (the
+// first sweep creates its table).
+
+// The schemas, the archive's last.
+std::vector<std::string> postgresql_schemas();
+inline constexpr std::string_view kArchiveSchema = "amo_archive";
+
+// Those of the schemas that exist in the database `dsn` names. Throws
+// PostgresUnavailable when it cannot connect.
+std::vector<std::string> existing_postgresql_schemas(const std::string& dsn);
+
+// Thrown by load_postgresql when a schema exists and `overwrite` is false.
+class SchemaExists : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+// Thrown when the server cannot be reached; the message never holds a password.
+class PostgresUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct PostgresLoad {
+  std::vector<TableCount> tables;  // TableCount::file is the schema
+  std::int64_t unreadable = 0;     // values that are not NULL in SQLite, NULL here
+};
+
+// Generates the data set (as generate() does, in a scratch folder) and loads
+// it into `dsn` with COPY, in one transaction: the schemas, tables, rows and
+// indexes, then VACUUM (ANALYZE). With `overwrite`, existing schemas of these
+// names are dropped first (CASCADE). Throws SchemaExists, PostgresUnavailable
+// or std::runtime_error.
+PostgresLoad load_postgresql(const std::string& dsn, const GenerateOptions& options, bool overwrite,
+                             const std::function<void(const TableCount&)>& progress = {});
+
+// policies/mgen.yaml with each store a schema of `dsn`:
+//   amo: { kind: postgresql, dsn: "DSN", schema: amo }
+std::string postgresql_policy_text(const std::string& dsn);
 
 // A small deterministic pseudo-random generator (splitmix64): the standard
 // distributions differ between library versions, this does not.

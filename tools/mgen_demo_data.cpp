@@ -1,6 +1,8 @@
 // retentiond-demo-data: writes the MGEN demo data set (the SQLite stores that
 // policies/mgen.yaml names) into a folder, optionally with the policy and a
-// fresh HMAC key, ready for `retentiond -c DIR/policy.yaml check`.
+// fresh HMAC key, ready for `retentiond -c DIR/policy.yaml check`. With
+// --postgresql DSN the same data set goes into a PostgreSQL database instead,
+// one schema per store, and the policy names those schemas.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/random.h>
@@ -16,9 +18,10 @@
 #include <string>
 #include <system_error>
 
+#include "mgen_demo.hpp"
+#include "policy/conninfo.hpp"
 #include "time/anchor.hpp"
 #include "util/files.hpp"
-#include "mgen_demo.hpp"
 
 using namespace retentiond;
 namespace fs = std::filesystem;
@@ -67,6 +70,90 @@ std::vector<fs::path> previous_files(const fs::path& dir) {
   return out;
 }
 
+// --postgresql: the data set into the database `dsn`, and with --policy the
+// policy naming its schemas (and the hmac key) into `out`.
+int load_postgresql(const std::string& dsn, const fs::path& out, std::uint64_t seed,
+                    std::int64_t rows, Day as_of, bool write_policy, bool overwrite, bool quiet) {
+  // What is printed or written names the database, never a password.
+  const std::string shown = redacted_conninfo(dsn);
+  const bool has_password = check_conninfo(dsn).has_password;
+  fs::path policy = out / "policy.yaml";
+  if (write_policy) {
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (fs::exists(policy) && !overwrite) {
+      std::cerr << "retentiond-demo-data: " << policy.string()
+                << " already exists; pass --overwrite to replace it\n";
+      return 73;
+    }
+  }
+  auto started = std::chrono::steady_clock::now();
+  demo::GenerateOptions options;
+  options.seed = seed;
+  options.rows = rows;
+  options.as_of = as_of;
+  try {
+    // Fails early, before anything is generated, when the server cannot be
+    // reached or the data set is there already.
+    auto existing = demo::existing_postgresql_schemas(dsn);
+    if (!existing.empty() && !overwrite) {
+      std::cerr << fmt::format(
+          "retentiond-demo-data: schema '{}' already exists in the database; pass --overwrite to "
+          "drop the data set's schemas ({}) first\n",
+          existing.front(), fmt::join(demo::postgresql_schemas(), ", "));
+      return 73;
+    }
+  } catch (const demo::PostgresUnavailable& e) {
+    std::cerr << "retentiond-demo-data: " << e.what() << '\n';
+    return 69;
+  }
+  if (!quiet) {
+    std::cout << fmt::format("MGEN demo data in PostgreSQL {} (seed {}, as of {}):\n", shown, seed,
+                             format_day(as_of));
+  }
+  auto report = [&](const demo::TableCount& t) {
+    if (!quiet) std::cout << fmt::format("  {:<14} {:<18} {:>10} rows\n", t.file, t.table, t.rows);
+  };
+  demo::PostgresLoad load;
+  try {
+    load = demo::load_postgresql(dsn, options, overwrite, report);
+  } catch (const demo::SchemaExists& e) {
+    std::cerr << "retentiond-demo-data: " << e.what() << " in the database (created meanwhile)\n";
+    return 73;
+  } catch (const demo::PostgresUnavailable& e) {
+    std::cerr << "retentiond-demo-data: " << e.what() << '\n';
+    return 69;
+  }
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (!quiet) {
+    std::cout << fmt::format("  {} rows in {:.1f} s; {} unreadable anchor values are NULL\n", rows,
+                             seconds, load.unreadable);
+    std::cout << fmt::format("  schema {} left empty: the first sweep creates its table\n",
+                             demo::kArchiveSchema);
+  }
+  if (write_policy) {
+    // retentiond refuses a password in a policy: the policy gets the string
+    // without it, and the password goes in a passfile.
+    std::string text = demo::postgresql_policy_text(has_password ? shown : dsn);
+    if (auto written = write_file_atomically(policy, text, 0644); !written) {
+      std::cerr << "retentiond-demo-data: " << written.error().message << '\n';
+      return 73;
+    }
+    bool new_key = write_hmac_key(out / "hmac.key");
+    if (!quiet) {
+      std::cout << fmt::format(
+          "  {} written{}\n", policy.string(),
+          new_key ? ", with a new hmac.key (32 random bytes, mode 0600)" : "; hmac.key kept");
+      if (has_password) {
+        std::cout << "  the policy's dsn has no password (retentiond refuses one there): give "
+                     "it in a passfile (~/.pgpass or PGPASSFILE)\n";
+      }
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,7 +171,14 @@ int main(int argc, char** argv) {
   bool write_policy = false;
   bool overwrite = false;
   bool quiet = false;
-  app.add_option("--out", out, "folder to write into (created if missing)")->required();
+  std::string dsn;
+  app.add_option("--out", out,
+                 "folder to write into (created if missing); with --postgresql, where --policy "
+                 "writes policy.yaml and hmac.key");
+  app.add_option("--postgresql", dsn,
+                 "load the data set into this PostgreSQL database (a libpq connection string or "
+                 "URI) instead of SQLite files: one schema per store (amo, amo_archive, mutual, "
+                 "services, web), native column types");
   app.add_option("--seed", seed, "seed of the pseudo-random data")->capture_default_str();
   auto* rows_opt = app.add_option("--rows", rows, "rows over all tables")
                        ->capture_default_str()
@@ -99,9 +193,24 @@ int main(int argc, char** argv) {
                "also write policy.yaml (policies/mgen.yaml as built) and, if missing, a 32-byte "
                "hmac.key (mode 0600)");
   app.add_flag("--overwrite", overwrite,
-               "replace the stores (and the archive) of an earlier run in --out");
+               "replace the stores (and the archive) of an earlier run in --out, or with "
+               "--postgresql drop the schemas of an earlier run (CASCADE)");
   app.add_flag("-q,--quiet", quiet, "print nothing but errors");
   CLI11_PARSE(app, argc, argv);
+  const bool postgresql = !dsn.empty();
+  if (out.empty() && (!postgresql || write_policy)) {
+    std::cerr << "retentiond-demo-data: --out is required"
+              << (postgresql ? " with --policy (policy.yaml and hmac.key go there)\n" : "\n");
+    return 64;
+  }
+  if (postgresql) {
+    if (auto parsed = check_conninfo(dsn); parsed.error) {
+      // libpq's reason never quotes the string itself.
+      std::cerr << "retentiond-demo-data: --postgresql: not a connection string: " << *parsed.error
+                << '\n';
+      return 64;
+    }
+  }
 
   try {
     Day as_of;
@@ -117,6 +226,9 @@ int main(int argc, char** argv) {
     }
     if (scale_opt->count() > 0)
       rows = std::max<std::int64_t>(1, std::llround(kDefaultRows * scale));
+
+    if (postgresql)
+      return load_postgresql(dsn, out, seed, rows, as_of, write_policy, overwrite, quiet);
 
     auto existing = previous_files(out);
     if (!existing.empty()) {
