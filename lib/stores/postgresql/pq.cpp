@@ -62,43 +62,36 @@ Connection::~Connection() {
   if (c_) PQfinish(c_);
 }
 
+Result Connection::checked(pg_result* r) {
+  Result result(r);
+  auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY)
+    return result;
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  std::string sqlstate = state ? state : "";
+  std::string message = r ? trimmed(PQresultErrorMessage(r)) : "";
+  if (message.empty()) message = trimmed(PQerrorMessage(c_));
+  if (sqlstate.empty() && PQstatus(c_) != CONNECTION_OK) {
+    throw PqError(StoreError::Kind::unavailable, "", "the connection was lost: " + message);
+  }
+  throw PqError(kind_of(sqlstate), sqlstate, message);
+}
+
 Result Connection::exec(std::string_view sql, const std::vector<Param>& params) {
   std::string text(sql);
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  pg_result* r = PQexecParams(c_, text.c_str(), static_cast<int>(params.size()), nullptr,
-                              values.data(), nullptr, nullptr, 0);
-  Result result(r);
-  auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-    const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-    std::string sqlstate = state ? state : "";
-    std::string message = r ? trimmed(PQresultErrorMessage(r)) : trimmed(PQerrorMessage(c_));
-    if (message.empty()) message = trimmed(PQerrorMessage(c_));
-    if (sqlstate.empty() && PQstatus(c_) != CONNECTION_OK) {
-      throw PqError(StoreError::Kind::unavailable, "", "the connection was lost: " + message);
-    }
-    throw PqError(kind_of(sqlstate), sqlstate, message);
-  }
-  return result;
+  return checked(PQexecParams(c_, text.c_str(), static_cast<int>(params.size()), nullptr,
+                              values.data(), nullptr, nullptr, 0));
 }
 
 void Connection::run(std::string_view sql) {
-  std::string text(sql);
-  Result r(PQexec(c_, text.c_str()));
-  // A script's last result decides; errors stop the script.
-  (void)r;
-  if (PQtransactionStatus(c_) == PQTRANS_INERROR || PQstatus(c_) != CONNECTION_OK) {
-    std::string message = trimmed(PQerrorMessage(c_));
-    throw PqError(StoreError::Kind::unavailable, "", message);
-  }
+  // PQexec stops a script at its first error and returns that error's result.
+  checked(PQexec(c_, std::string(sql).c_str()));
 }
 
-int Connection::server_version() const { return PQserverVersion(c_); }
 std::string Connection::database() const { return PQdb(c_); }
-std::string Connection::host() const { return PQhost(c_); }
-std::string Connection::port() const { return PQport(c_); }
 
 Transaction::Transaction(Connection& c, Mode mode) : c_(c) {
   c_.exec(mode == Mode::read_only ? "BEGIN READ ONLY" : "BEGIN");
@@ -134,20 +127,6 @@ std::string literal(std::string_view text) {
     out += c;
   }
   return out + "'";
-}
-
-std::string text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
 }
 
 }  // namespace retentiond::pq

@@ -74,13 +74,12 @@ class Connection {
   Result exec(std::string_view sql, const std::vector<Param>& params = {});
   // Runs statements without parameters (a script).
   void run(std::string_view sql);
-  // The server's version (150004 for 15.4).
-  int server_version() const;
+  // The database connected to.
   std::string database() const;
-  std::string host() const;
-  std::string port() const;
 
  private:
+  // Takes `r`; throws its error, classified, unless it succeeded.
+  Result checked(pg_result* r);
   pg_conn* c_ = nullptr;
 };
 
@@ -105,7 +104,4 @@ std::string quote(std::string_view identifier);
 // 'text' as a literal, quotes doubled (standard_conforming_strings is on
 // from PostgreSQL 9.1).
 std::string literal(std::string_view text);
-// A text[] parameter of `items`: {"a","b"} with quotes and backslashes escaped.
-std::string text_array(const std::vector<std::string>& items);
-
 }  // namespace retentiond::pq
