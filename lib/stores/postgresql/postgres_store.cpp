@@ -49,6 +49,10 @@ std::string array_literal(const std::vector<std::string>& items) {
   return array_literal(all);
 }
 
+// A policy value (`where`, `{ value: X }`) as a quoted literal of no type,
+// numbers included: PostgreSQL then reads it as the column's type, as SQLite
+// applies the column's affinity. A bare 75 would be an integer, and
+// `where: { department: 75 }` on a text column an error (text = integer).
 std::string scalar_literal(const Scalar& v) {
   return std::visit(
       [](const auto& x) -> std::string {
@@ -56,9 +60,9 @@ std::string scalar_literal(const Scalar& v) {
         if constexpr (std::is_same_v<T, std::monostate>)
           return "NULL";
         else if constexpr (std::is_same_v<T, std::int64_t>)
-          return std::to_string(x);
+          return literal(std::to_string(x));
         else if constexpr (std::is_same_v<T, double>)
-          return fmt::format("{}", x);
+          return literal(fmt::format("{}", x));
         else
           return literal(x);
       },
