@@ -15,7 +15,9 @@
 #
 # If RETENTIOND_PG_OWNER_PID is set at start, the server's supervisor stops
 # it and removes DIR once that process is gone, even if it crashed (the C++
-# harness sets it for its private server).
+# harness sets it for its private server). RETENTIOND_PG_FSYNC=on at start
+# keeps fsync on (PostgreSQL's own default), for benchmarks whose figures must
+# include durable commits.
 set -euo pipefail
 
 readonly PGBIN=/usr/lib/postgresql/15/bin
@@ -164,6 +166,9 @@ start() {
   # never look alike in logs.
   local port=$((20000 + RANDOM % 30000))
 
+  local fsync=${RETENTIOND_PG_FSYNC:-off}
+  [[ "$fsync" == on || "$fsync" == off ]] || die "RETENTIOND_PG_FSYNC is on or off, not $fsync"
+
   local owner=${RETENTIOND_PG_OWNER_PID:-} self
   [[ -z "$owner" || "$owner" =~ ^[0-9]+$ ]] || die "RETENTIOND_PG_OWNER_PID is not a pid: $owner"
   self=$(realpath -- "${BASH_SOURCE[0]}")
@@ -177,7 +182,7 @@ start() {
     exec </dev/null >>"$log" 2>&1
     exec setsid bash -c "$SUPERVISOR" supervisor "$owner" "$self" "$dir" \
       "${as_server[@]}" "$PGBIN/postgres" -D "$pgdata" -p "$port" -k "$sock" \
-      -c listen_addresses= -c fsync=off -c timezone=America/New_York -c max_connections=200
+      -c listen_addresses= -c fsync="$fsync" -c timezone=America/New_York -c max_connections=200
   ) &
   local launched=$!
 
