@@ -8,6 +8,7 @@
 #include <string>
 
 #include "commands/commands.hpp"
+#include "report/progress_line.hpp"
 #include "service/notifier.hpp"
 #include "service/service.hpp"
 
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
                     "evaluate as if today were DATE (YYYY-MM-DD) in the policy's time zone");
     cmd->add_option("--format", o.format, "text, json, or html (the auditor's report)")
         ->transform(CLI::CheckedTransformer(sweep_formats, CLI::ignore_case));
+    cmd->add_flag("-q,--quiet", o.quiet, "no progress line on a terminal's stderr");
   };
   SweepCommandOptions sweep;
   auto* sweep_cmd = app.add_subcommand("sweep", "one sweep now, then exit");
@@ -125,7 +127,7 @@ int main(int argc, char** argv) {
 
   Logger logger(std::cerr, *parse_log_level(log_level), Logger::stderr_is_journal());
   SystemClock clock;
-  Io io{std::cout, logger, clock};
+  Io io{std::cout, logger, clock, stderr_is_interactive() ? &std::cerr : nullptr};
   if (run_cmd->parsed()) {
     SystemdNotifier notifier;
     return run_daemon(global, run, io, notifier);

@@ -6,9 +6,10 @@
 #include <ostream>
 
 #include "audit/audit_log.hpp"
-#include "sweep/check.hpp"
-#include "report/html_command.hpp"
 #include "policy/policy.hpp"
+#include "report/html_command.hpp"
+#include "report/progress_line.hpp"
+#include "sweep/check.hpp"
 #include "sweep/sweep.hpp"
 
 namespace retentiond {
@@ -87,7 +88,14 @@ int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& op
   sweep.rules = options.rules;
   sweep.as_of = as_of ? *as_of : today(policy, io.clock);
   sweep.state_dir = global.state_dir;
-  auto outcome = run_sweep(policy, sweep, io.clock, io.log);
+  SweepControl control;
+  std::optional<ProgressLine> progress;
+  if (io.progress && !options.quiet && options.format != Format::json) {
+    progress.emplace(*io.progress, options.dry_run ? "plan" : "sweep");
+    control.on_progress = [&](const SweepProgress& p) { progress->update(p); };
+  }
+  auto outcome = run_sweep(policy, sweep, io.clock, io.log, control);
+  if (progress) progress->finish();
   if (!outcome) return exit_with(outcome.error(), io);
   if (options.format == Format::json) {
     io.out << outcome->report.to_json().dump(2) << '\n';

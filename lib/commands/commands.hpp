@@ -28,6 +28,7 @@ struct Io {
   std::ostream& out;  // the report: with --format json, exactly one JSON document
   Logger& log;        // everything else, on stderr
   const Clock& clock;
+  std::ostream* progress = nullptr;  // a terminal for progress lines, when a person watches
 };
 
 struct CheckOptions {
@@ -39,6 +40,7 @@ struct SweepCommandOptions {
   std::vector<std::string> rules;
   std::optional<std::string> as_of;  // YYYY-MM-DD; default today in the policy's zone
   Format format = Format::text;
+  bool quiet = false;  // no progress line at a terminal
 };
 
 struct AuditShowOptions {

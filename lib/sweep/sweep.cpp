@@ -257,6 +257,14 @@ class Sweeper {
       if (auto refused = s->refusal(rule, action)) {
         return Error{ExitCode::unavailable, fmt::format("{}: refused: {}", s->label(), *refused)};
       }
+      SweepProgress progress{rule.name, task.stage->number, task.store, 0};
+      auto report_progress = [&](SweepProgress::Phase phase) {
+        progress.phase = phase;
+        progress.matched = entry.counts.matched;
+        progress.done = entry.counts.affected;
+        if (control_.on_progress) control_.on_progress(progress);
+      };
+      report_progress(SweepProgress::Phase::counting);
       StageWork work;
       work.rule = &rule;
       work.window = task.window;
@@ -265,6 +273,7 @@ class Sweeper {
       work.live = task.place == Place::archive ? store(rule.store) : nullptr;
       if (options_.dry_run) {
         entry.counts = s->count(work, task.count_undated);
+        report_progress(SweepProgress::Phase::finished);
         return std::nullopt;
       }
       work.archive = action == Action::archive ? store(task.stage->to, IfMissing::create) : nullptr;
@@ -280,7 +289,7 @@ class Sweeper {
                                  s->label(), rule.name, task.stage->number)};
       }
       auto batches = s->batches(work, entry.counts.matched);
-      SweepProgress progress{rule.name, task.stage->number, task.store, 0};
+      report_progress(SweepProgress::Phase::acting);
       while (true) {
         if (control_.stop && control_.stop->load()) {
           outcome.interrupted = true;
@@ -312,6 +321,7 @@ class Sweeper {
           s->outbox_entry_logged();
           ++progress.batch;
           if (control_.on_batch) control_.on_batch(progress);
+          report_progress(SweepProgress::Phase::acting);
         }
         if (!batch.more) break;
       }
@@ -321,6 +331,7 @@ class Sweeper {
             "same key",
             rule.name, entry.counts.conflicts, task.stage->to);
       }
+      report_progress(SweepProgress::Phase::finished);
       return std::nullopt;
     } catch (const StoreError& e) {
       return explain_store_error(spec, e);

@@ -31,16 +31,22 @@ struct SweepOptions {
 };
 
 struct SweepProgress {
+  enum class Phase { counting, acting, finished };
   std::string rule;
   int stage = 0;
   std::string store;
   std::int64_t batch = 0;  // batches committed so far in this entry
+  Phase phase = Phase::counting;
+  std::int64_t matched = 0;  // what the entry acts on (known once counted)
+  std::int64_t done = 0;     // records changed so far
 };
 
 // How the daemon steers a sweep from another thread.
 struct SweepControl {
   const std::atomic<bool>* stop = nullptr;  // checked between batches
   std::function<void(const SweepProgress&)> on_batch;
+  // Every step of every report entry: counting, each batch, finished.
+  std::function<void(const SweepProgress&)> on_progress;
 };
 
 struct SweepOutcome {

@@ -572,7 +572,6 @@ class PostgresBatches final : public Batches {
     if (work.action == Action::archive) {
       archive_ = dynamic_cast<PostgresStore*>(work.archive);
       archive_->create_archive_table(rule, store_);
-      if (!store_.same_database(*archive_)) archive_->ensure_outbox();
       for (const auto& c : store_.table(rule.table).columns) columns_.push_back(quote(c.name));
     }
     if (work.action == Action::anonymize) {
@@ -615,8 +614,14 @@ class PostgresBatches final : public Batches {
     std::vector<std::optional<std::string>> extra;  // hmac inputs, or the row as jsonb
   };
 
+  // Where the next batch starts: at the last anchor read, leaving out the
+  // rows read there that were not acted on (archive conflicts, text anchors
+  // outside the window). Rows acted on have left the selection by
+  // themselves. Batches follow the anchor's index alone, with no sort of the
+  // window behind the LIMIT.
   struct CursorPos {
-    std::string anchor, oid, ctid;
+    std::string anchor;
+    std::vector<std::string> passed;  // "tableoid:ctid" of rows left at `anchor`
   };
 
   pq::Connection& conn() { return store_.connection(); }
@@ -628,27 +633,39 @@ class PostgresBatches final : public Batches {
     bool copy_rows = archive_ && !store_.same_database(*archive_);
     if (copy_rows) cols.push_back("to_jsonb(t)::text");
     std::string where = sel_.where();
+    std::vector<Param> params = sel_.params;
     if (cursor_) {
       std::string a = fmt::format("{}::{}", literal(cursor_->anchor), sel_.anchor_type);
-      where +=
-          fmt::format(" AND {0} >= {1} AND ({0}, t.tableoid, t.ctid) > ({1}, {2}::oid, {3}::tid)",
-                      sel_.anchor, a, cursor_->oid, literal(cursor_->ctid));
+      where += fmt::format(" AND {} >= {}", sel_.anchor, a);
+      if (!cursor_->passed.empty()) {
+        params.push_back(array_literal(cursor_->passed));
+        where += fmt::format(
+            " AND NOT ({} = {} AND (t.tableoid::text || ':' || t.ctid::text) = ANY(${}::text[]))",
+            sel_.anchor, a, params.size());
+      }
     }
-    auto r = conn().exec(
-        fmt::format("SELECT {} FROM {} AS t WHERE {} ORDER BY {}, t.tableoid, t.ctid LIMIT {} "
-                    "FOR UPDATE OF t{}",
-                    fmt::join(cols, ", "), sel_.table, where, sel_.anchor, limit,
-                    phase_ == Phase::skip_locked ? " SKIP LOCKED" : ""),
-        sel_.params);
+    auto r = conn().exec(fmt::format("SELECT {} FROM {} AS t WHERE {} ORDER BY {} LIMIT {} "
+                                     "FOR UPDATE OF t{}",
+                                     fmt::join(cols, ", "), sel_.table, where, sel_.anchor, limit,
+                                     phase_ == Phase::skip_locked ? " SKIP LOCKED" : ""),
+                         params);
     std::vector<Row> rows;
     for (int i = 0; i < r.rows(); ++i) {
       Row row{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.value(i, 3), r.value(i, 4), {}};
       for (int c = 5; c < r.columns(); ++c) row.extra.push_back(r.value(i, c));
       rows.push_back(std::move(row));
     }
-    if (!rows.empty())
-      cursor_ = CursorPos{rows.back().anchor.value_or(""), rows.back().oid, rows.back().ctid};
     return rows;
+  }
+
+  // After a batch: `acted` are the rows it changed.
+  void advance(const std::vector<Row>& rows, const std::set<const Row*>& acted) {
+    if (rows.empty()) return;
+    std::string last = rows.back().anchor.value_or("");
+    if (!cursor_ || cursor_->anchor != last) cursor_ = CursorPos{last, {}};
+    for (const auto& r : rows)
+      if (r.anchor.value_or("") == last && !acted.count(&r))
+        cursor_->passed.push_back(r.oid + ":" + r.ctid);
   }
 
   // The rows grouped by the (partition) table they are in.
@@ -685,6 +702,7 @@ class PostgresBatches final : public Batches {
     for (const auto& r : rows)
       if (store_.in_window(sel_, r.anchor)) due.push_back(&r);
     Sha256 digest;
+    std::set<const Row*> acted(due.begin(), due.end());
     if (!due.empty()) {
       switch (work_.action) {
         case Action::erase:
@@ -702,10 +720,11 @@ class PostgresBatches final : public Batches {
           for (const Row* r : due) digest.update(r->key.value_or("") + "\n");
           break;
         case Action::archive:
-          archive(due, result, digest);
+          acted = archive(due, result, digest);
           break;
       }
     }
+    advance(rows, acted);
     if (result.affected > 0) {
       entry.affected = result.affected;
       entry.keys_sha256 = digest.hex();
@@ -776,7 +795,9 @@ class PostgresBatches final : public Batches {
     return out;
   }
 
-  void archive(const std::vector<const Row*>& due, BatchResult& result, Sha256& digest) {
+  // Returns the rows that left the live store.
+  std::set<const Row*> archive(const std::vector<const Row*>& due, BatchResult& result,
+                               Sha256& digest) {
     const Rule& rule = *work_.rule;
     bool same_db = store_.same_database(*archive_);
     auto existing = archived(due);
@@ -859,6 +880,9 @@ class PostgresBatches final : public Batches {
     for (const auto* list : {&move, &copied})
       for (const Row* r : *list) digest.update(r->key.value_or("") + "\n");
     result.affected = static_cast<std::int64_t>(move.size() + copied.size());
+    std::set<const Row*> gone(move.begin(), move.end());
+    gone.insert(copied.begin(), copied.end());
+    return gone;
   }
 
   // Partitions of a table range-partitioned on the anchor whose whole range
