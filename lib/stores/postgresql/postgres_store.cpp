@@ -725,15 +725,20 @@ class PostgresBatches final : public Batches {
       }
     }
     advance(rows, acted);
-    if (result.affected > 0) {
-      entry.affected = result.affected;
-      entry.keys_sha256 = digest.hex();
-      store_.write_outbox(entry);
-      result.entry = std::move(entry);
-    }
+    record(result, std::move(entry), digest);
     tx.commit();
     result.write_lock_held = held_since(lock_taken);
     return result;
+  }
+
+  // Fills in the batch's audit entry and writes it to the outbox, when the
+  // batch changed anything. REQUIRES: inside the batch's transaction.
+  void record(BatchResult& result, AuditEntry entry, Sha256& digest) {
+    if (result.affected == 0) return;
+    entry.affected = result.affected;
+    entry.keys_sha256 = digest.hex();
+    store_.write_outbox(entry);
+    result.entry = std::move(entry);
   }
 
   void anonymize(const std::vector<const Row*>& due, const std::string& time) {
@@ -961,11 +966,7 @@ class PostgresBatches final : public Batches {
       BatchResult result;
       result.affected = rows;
       result.more = true;
-      AuditEntry e = entry;
-      e.affected = rows;
-      e.keys_sha256 = digest.hex();
-      store_.write_outbox(e);
-      result.entry = std::move(e);
+      record(result, entry, digest);
       tx.commit();
       result.write_lock_held = held_since(lock_taken);
       return result;

@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include "stores/sql_identifier.hpp"
+
 namespace retentiond::pq {
 namespace {
 
@@ -111,14 +113,7 @@ void Transaction::commit() {
   done_ = true;
 }
 
-std::string quote(std::string_view identifier) {
-  std::string out = "\"";
-  for (char c : identifier) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
+std::string quote(std::string_view identifier) { return quote_identifier(identifier); }
 
 std::string literal(std::string_view text) {
   std::string out = "'";

@@ -5,6 +5,8 @@
 
 #include <memory>
 
+#include "stores/sql_identifier.hpp"
+
 namespace retentiond::sqlite {
 namespace {
 
@@ -231,15 +233,7 @@ void Transaction::commit() {
   done_ = true;
 }
 
-std::string quote(std::string_view identifier) {
-  std::string out = "\"";
-  for (char c : identifier) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
+std::string quote(std::string_view identifier) { return quote_identifier(identifier); }
 
 bool same_identifier(std::string_view a, std::string_view b) {
   return a.size() == b.size() &&
