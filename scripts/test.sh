@@ -12,6 +12,7 @@ cmake --build build -j"$jobs"
 
 # The benchmark driver, small: a smoke test of the measuring, no timing asserted.
 bench/run.sh --rows 100000 --build build
+bench/postgresql.sh --rows 20000 --build build
 
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRETENTIOND_SANITIZE=ON -DRETENTIOND_TESTS=ON
 cmake --build build-asan -j"$jobs"
