@@ -16,6 +16,16 @@ std::string_view to_string(StoreKind kind) {
   return "?";
 }
 
+std::string_view to_string(FileAnchor anchor) {
+  switch (anchor) {
+    case FileAnchor::mtime:
+      return "mtime";
+    case FileAnchor::name:
+      return "name";
+  }
+  return "?";
+}
+
 std::string_view to_string(Action action) {
   switch (action) {
     case Action::erase:

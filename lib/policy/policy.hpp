@@ -35,8 +35,7 @@ struct StoreSpec {
   std::filesystem::path path;  // sqlite: absolute (resolved against the policy's folder)
   std::string dsn;             // postgresql: a libpq connection string or URI, never a password
   std::string schema;          // postgresql: where the rules' tables are ("public" by default)
-  std::filesystem::path root;  // files
-  std::string pattern;         // files
+  std::filesystem::path root;  // files: absolute (resolved against the policy's folder)
   SourceLocation location;
 };
 
@@ -78,6 +77,26 @@ struct Anonymization {
   std::optional<std::string> mark;           // set to the time of anonymisation
 };
 
+// Rules on a files store (docs/files.md): what a table rule says with
+// table, key, anchor and hold.
+enum class FileAnchor { mtime, name };
+std::string_view to_string(FileAnchor anchor);
+
+struct HoldByFile {
+  std::string name;  // a file of this name in the file's folder or one above it holds it
+};
+struct HoldByList {
+  std::filesystem::path list;  // absolute: relative paths or globs, one a line
+};
+using FileHold = std::variant<HoldByFile, HoldByList>;
+
+struct FileSelection {
+  std::string pattern;  // a glob relative to the store's root (util/glob.hpp)
+  FileAnchor anchor = FileAnchor::mtime;
+  std::optional<FileHold> hold;
+  bool remove_empty_folders = false;  // folders the sweep emptied go too (never the root)
+};
+
 struct Stage {
   int number = 1;  // 1-based, in order of `after`
   Period after;
@@ -91,15 +110,16 @@ struct Rule {
   std::string category;
   std::string basis;
   std::string store;
-  std::string table;
-  std::string key;
-  std::string anchor;
+  std::string table;   // a files rule: its pattern, as reports and the audit log show it
+  std::string key;     // empty for a files rule: a file's relative path is its key
+  std::string anchor;  // a files rule: "mtime" or "name"
   AnchorFormat anchor_format = AnchorFormat::date;
   bool anchor_format_set = false;  // written in the policy (PostgreSQL's own types need none)
   std::vector<WhereCondition> where;
   std::optional<Hold> hold;
   std::vector<Stage> stages;  // at least one; strictly increasing periods
   std::optional<Anonymization> anonymize;
+  std::optional<FileSelection> files;  // set exactly when the rule's store is of kind files
   SourceLocation location;
 
   // The store an archive stage moves rows to, if any.

@@ -19,6 +19,7 @@
 #include "time/calendar.hpp"
 #include "time/duration.hpp"
 #include "util/digest.hpp"
+#include "util/glob.hpp"
 
 namespace retentiond {
 namespace {
@@ -155,6 +156,22 @@ fs::path resolve(const fs::path& base_dir, const std::string& p) {
   return path.is_absolute() ? path : (base_dir / path).lexically_normal();
 }
 
+// A folder's path without "." and ".." steps or a trailing '/', for comparisons.
+fs::path normal_folder(const fs::path& p) {
+  fs::path n = p.lexically_normal();
+  if (!n.has_filename() && n.has_relative_path()) n = n.parent_path();
+  return n;
+}
+
+// Whether folder `inner` is `outer` or lies below it, as written.
+bool folder_within(const fs::path& inner, const fs::path& outer) {
+  auto i = inner.begin();
+  for (auto o = outer.begin(); o != outer.end(); ++o, ++i) {
+    if (i == inner.end() || *i != *o) return false;
+  }
+  return true;
+}
+
 StoreSpec load_store(const std::string& name, const YAML::Node& node, const fs::path& base_dir) {
   StoreSpec store;
   store.name = name;
@@ -187,10 +204,19 @@ StoreSpec load_store(const std::string& name, const YAML::Node& node, const fs::
     }
     store.schema = node["schema"] ? identifier(node["schema"], "schema") : "public";
   } else if (kind == "files") {
-    expect_keys(node, what, {"kind", "root", "pattern"});
+    // The pattern belongs to each rule: one tree may hold files of several rules.
+    expect_keys(node, what, {"kind", "root"});
     store.kind = StoreKind::files;
-    store.root = resolve(base_dir, text(require(node, "root", what), "root"));
-    if (node["pattern"]) store.pattern = text(node["pattern"], "pattern");
+    YAML::Node root = require(node, "root", what);
+    std::string root_text = text(root, "root");
+    if (root_text.empty())
+      error_at(root, fmt::format("{}: root is empty; accepted: a folder", what));
+    store.root = normal_folder(resolve(base_dir, root_text));
+    if (store.root == store.root.root_path()) {
+      error_at(root, fmt::format("{}: root '{}' is the filesystem's root; accepted: the folder "
+                                 "that holds the store's files",
+                                 what, store.root.string()));
+    }
   } else {
     error_at(node["kind"],
              fmt::format("unknown store kind '{}'; accepted: sqlite, postgresql, files", kind));
@@ -310,6 +336,11 @@ std::vector<WhereCondition> where(const YAML::Node& node) {
 }
 
 Hold hold(const YAML::Node& node) {
+  if (node.IsMap() && (node["file"] || node["list"])) {
+    error_at(node,
+             "hold { file: NAME } and { list: PATH } go with rules on files stores; accepted on a "
+             "table: { column: C } or { table: T, key: K }");
+  }
   if (node.IsMap() && node["column"]) {
     expect_keys(node, "hold", {"column"});
     return HoldByColumn{identifier(node["column"], "hold column")};
@@ -479,7 +510,8 @@ class Loader {
   Rule load_rule(const YAML::Node& node, const Policy& p) const {
     expect_keys(node, "a rule",
                 {"name", "category", "basis", "store", "table", "key", "anchor", "anchor_format",
-                 "where", "hold", "keep_for", "action", "to", "stages", "anonymize"});
+                 "where", "hold", "keep_for", "action", "to", "stages", "anonymize", "pattern",
+                 "remove_empty_folders"});
     Rule r;
     r.location = location_of(node);
     YAML::Node name = require(node, "name", "a rule");
@@ -502,9 +534,114 @@ class Loader {
       error_at(store, fmt::format("{} names store '{}', which is not defined under stores", what,
                                   r.store));
     if (spec->kind == StoreKind::files) {
-      error_at(store, fmt::format("{}: store '{}' is of kind files, which this version cannot "
-                                  "sweep yet; accepted: sqlite, postgresql",
-                                  what, r.store));
+      load_file_selection(node, r, what);
+    } else {
+      load_table_selection(node, r, what);
+    }
+    load_stages(node, p, r, what);
+    return r;
+  }
+
+  // A rule on a files store: `pattern` instead of table, key and where.
+  void load_file_selection(const YAML::Node& node, Rule& r, const std::string& what) const {
+    for (const char* key : {"table", "key", "where", "anchor_format"}) {
+      if (node[key]) {
+        error_at(key_node(node, key),
+                 fmt::format("{}: '{}' goes with tables, but store '{}' is of kind files; "
+                             "accepted: pattern, anchor (mtime or name), hold ({{ file: NAME }} "
+                             "or {{ list: PATH }}), remove_empty_folders",
+                             what, key, r.store));
+      }
+    }
+    if (node["anonymize"]) {
+      error_at(key_node(node, "anonymize"),
+               fmt::format("{}: files cannot be anonymised (store '{}' is of kind files); "
+                           "accepted actions: delete, archive",
+                           what, r.store));
+    }
+    FileSelection files;
+    YAML::Node pattern = node["pattern"];
+    if (!pattern) {
+      error_at(key_node(node, "name"),
+               fmt::format("{} has no 'pattern': the glob, relative to the root of store '{}', "
+                           "of the files it acts on (such as \"*/identity-*.pdf\")",
+                           what, r.store));
+    }
+    files.pattern = text(pattern, "pattern");
+    if (auto glob = Glob::compile(files.pattern); !glob)
+      error_at(pattern, fmt::format("{}: {}", what, glob.error()));
+    YAML::Node anchor = node["anchor"];
+    if (!anchor) {
+      error_at(key_node(node, "name"),
+               fmt::format("{} has no 'anchor'; accepted: mtime (the file's modification time) "
+                           "or name (a date written in its path)",
+                           what));
+    }
+    std::string anchor_name = text(anchor, "anchor");
+    if (anchor_name == "mtime") {
+      files.anchor = FileAnchor::mtime;
+    } else if (anchor_name == "name") {
+      files.anchor = FileAnchor::name;
+    } else {
+      error_at(anchor, fmt::format("unknown anchor '{}' for files; accepted: mtime (the file's "
+                                   "modification time) or name (a date written in its path)",
+                                   anchor_name));
+    }
+    if (auto h = node["hold"]) files.hold = file_hold(h);
+    if (auto e = node["remove_empty_folders"]) {
+      std::string v = text(e, "remove_empty_folders");
+      if (v == "true" || v == "True" || v == "TRUE") {
+        files.remove_empty_folders = true;
+      } else if (!(v == "false" || v == "False" || v == "FALSE")) {
+        error_at(e, fmt::format("remove_empty_folders must be true or false, found '{}'", v));
+      }
+    }
+    // Reports and the audit log show the pattern where a table rule shows its table.
+    r.table = files.pattern;
+    r.anchor = std::string(to_string(files.anchor));
+    r.files = std::move(files);
+  }
+
+  FileHold file_hold(const YAML::Node& node) const {
+    constexpr std::string_view kAccepted =
+        "accepted: { file: NAME } (a file of that name in the file's folder or one above it) or "
+        "{ list: PATH } (a list of relative paths or globs, one a line)";
+    if (node.IsMap() && node["file"]) {
+      expect_keys(node, "hold", {"file"});
+      YAML::Node n = node["file"];
+      std::string name = text(n, "hold file");
+      if (name.empty() || name == "." || name == ".." ||
+          name.find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
+        error_at(n, fmt::format("hold file '{}' is not a file name; accepted: a name without "
+                                "'/', such as .hold",
+                                name));
+      }
+      return HoldByFile{name};
+    }
+    if (node.IsMap() && node["list"]) {
+      expect_keys(node, "hold", {"list"});
+      YAML::Node n = node["list"];
+      std::string list = text(n, "hold list");
+      if (list.empty()) error_at(n, fmt::format("hold list is empty; {}", kAccepted));
+      return HoldByList{resolve(base_dir(), list)};
+    }
+    if (node.IsMap() && (node["column"] || node["table"])) {
+      error_at(node, fmt::format("hold {{ column }} and {{ table, key }} go with tables; on a "
+                                 "files store, {}",
+                                 kAccepted));
+    }
+    error_at(node, fmt::format("hold on a files store is not understood; {}", kAccepted));
+  }
+
+  // A rule on a table (SQLite, PostgreSQL).
+  void load_table_selection(const YAML::Node& node, Rule& r, const std::string& what) const {
+    for (const char* key : {"pattern", "remove_empty_folders"}) {
+      if (node[key]) {
+        error_at(key_node(node, key),
+                 fmt::format("{}: '{}' goes with files stores, but store '{}' holds tables; "
+                             "accepted: table, key, anchor, anchor_format, where, hold",
+                             what, key, r.store));
+      }
     }
     r.table = identifier(require(node, "table", what), "table");
     r.key = identifier(require(node, "key", what), "key");
@@ -528,7 +665,10 @@ class Loader {
     }
     if (auto w = node["where"]) r.where = where(w);
     if (auto h = node["hold"]) r.hold = hold(h);
+  }
 
+  void load_stages(const YAML::Node& node, const Policy& p, Rule& r,
+                   const std::string& what) const {
     bool short_form = node["keep_for"] || node["action"] || node["to"];
     if (node["stages"] && short_form) {
       error_at(
@@ -567,7 +707,6 @@ class Loader {
       error_at(key_node(node, "action"),
                fmt::format("{} anonymizes but has no 'anonymize' block naming the columns", what));
     }
-    return r;
   }
 
   Stage load_stage(const YAML::Node& node, const YAML::Node& after, const YAML::Node& act,
@@ -576,6 +715,12 @@ class Loader {
     s.location = location_of(node);
     s.after = period(after, "period");
     s.action = action(act);
+    const StoreSpec* live = p.find_store(r.store);
+    if (live && live->kind == StoreKind::files && s.action == Action::anonymize) {
+      error_at(act, fmt::format("files cannot be anonymised (store '{}' is of kind files); "
+                                "accepted: delete, archive",
+                                r.store));
+    }
     if (s.action == Action::archive) {
       YAML::Node to = node["to"];
       if (!to) error_at(act, "archive needs 'to: STORE', the store the rows move to");
@@ -584,7 +729,6 @@ class Loader {
       if (!dest)
         error_at(to, fmt::format("archive destination '{}' is not defined under stores", s.to));
       if (s.to == r.store) error_at(to, "the archive must be another store than the rule's own");
-      const StoreSpec* live = p.find_store(r.store);
       if (live && dest->kind != live->kind) {
         error_at(to,
                  fmt::format("archive destination '{}' is a {} store, but the rule's store '{}' "
@@ -596,6 +740,12 @@ class Loader {
         error_at(to, fmt::format("archive destination '{}' is the same database and schema as "
                                  "store '{}'; accepted: another schema or another database",
                                  s.to, r.store));
+      }
+      if (live && dest->kind == StoreKind::files &&
+          (folder_within(dest->root, live->root) || folder_within(live->root, dest->root))) {
+        error_at(to, fmt::format("archive root '{}' (store '{}') and live root '{}' (store '{}') "
+                                 "lie one inside the other; accepted: two separate folders",
+                                 dest->root.string(), s.to, live->root.string(), r.store));
       }
     } else if (node["to"]) {
       error_at(key_node(node, "to"),

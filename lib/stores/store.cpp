@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "stores/files/files_store.hpp"
 #include "stores/postgresql/postgres_store.hpp"
 #include "stores/sqlite/sqlite_store.hpp"
 
@@ -17,8 +18,10 @@ bool store_exists(const StoreSpec& spec) {
     }
     case StoreKind::postgresql:
       return true;  // a database server: what is missing is found when it is used
-    case StoreKind::files:
-      break;
+    case StoreKind::files: {
+      std::error_code ec;
+      return std::filesystem::is_directory(spec.root, ec);
+    }
   }
   return false;
 }
@@ -30,7 +33,7 @@ std::unique_ptr<Store> open_store(const StoreSpec& spec, const StoreOptions& opt
     case StoreKind::postgresql:
       return std::make_unique<PostgresStore>(spec, options);
     case StoreKind::files:
-      break;
+      return std::make_unique<FilesStore>(spec, options);
   }
   throw StoreError(StoreError::Kind::unavailable,
                    fmt::format("store kind {} is not supported", to_string(spec.kind)));
@@ -81,6 +84,18 @@ void check_absent_store(const StoreSpec& spec, const Rule& rule, CheckFindings& 
     out.notes.push_back({spec.name, rule.table,
                          fmt::format("archive database {} will be created by the first sweep",
                                      spec.path.string())});
+  }
+  if (spec.kind == StoreKind::files) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(spec.root.parent_path(), ec)) {
+      out.errors.push_back(
+          fmt::format("{}: its parent folder does not exist (archive of rule '{}')",
+                      store_label(spec), rule.name));
+      return;
+    }
+    out.notes.push_back(
+        {spec.name, rule.table,
+         fmt::format("archive folder {} will be created by the first sweep", spec.root.string())});
   }
 }
 

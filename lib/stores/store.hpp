@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -147,6 +148,9 @@ struct StoreOptions {
   // Who writes the outbox rows: the installation (its state directory), so
   // that daemons sharing a database each settle only their own.
   std::string owner;
+  // The state directory, where stores without transactions (files) keep
+  // their outbox; empty in a dry run.
+  std::filesystem::path state_dir;
 };
 
 // Whether the store is there at all. An archive that does not exist yet

@@ -182,6 +182,7 @@ class Sweeper {
     o.zone = policy_.zone;
     o.hmac_key = policy_.hmac_key;
     o.owner = owner_;
+    if (!options_.dry_run) o.state_dir = options_.state_dir;
     return (stores_[name] = open_store(spec, o)).get();
   }
 
