@@ -19,7 +19,8 @@ rows() { sqlite3 "demo/$1" "SELECT count(*) FROM $2" 2>/dev/null || echo 0; }
 say "1. Demo data"
 note "The MGEN privacy policy promises how long each kind of personal data is kept (art. 8-10): \
 affiliations 5 years after the rights close, health claims 3 years live + 10 in an archive, \
-web visits 13 months... policies/mgen.yaml writes that schedule as 8 rules; policies/README.md \
+web visits 13 months, identity-document copies 3 years... policies/mgen.yaml writes that schedule \
+as 9 rules (8 on SQLite tables, 1 on a folder of files); policies/README.md \
 explains each. Here are fictitious stores to run it on, dated around today:"
 rm -rf demo && mkdir -p demo/state && chmod 700 demo/state
 build/tools/retentiond-demo-data --out demo --seed 1 --policy
@@ -39,7 +40,9 @@ else
   rm -f demo/report.html
 fi
 
+copies() { find demo/rights-requests -name 'identity-*.pdf' -type f | wc -l; }
 claims_before=$(rows amo.db claims)
+copies_before=$(copies)
 visits_identified_before=$(sqlite3 demo/web.db "SELECT count(*) FROM visits WHERE visitor_id IS NOT NULL")
 say "4. sweep: act on it (delete, archive, anonymise), batch by batch, each batch in the audit log"
 run sweep
@@ -62,6 +65,9 @@ sqlite3 -header -column -nullvalue NULL demo/web.db \
 note "- Personal-space accounts closed over 6 months ago keep only a coded member number (HMAC under demo/hmac.key):"
 sqlite3 -header -column -nullvalue NULL demo/web.db \
   "SELECT id, substr(member_number, 1, 16) || '...' AS member_number, email, coded_at FROM accounts WHERE coded_at IS NOT NULL LIMIT 2"
+note "- Identity-document copies sent with rights requests (art. 9, files in demo/rights-requests): \
+$copies_before before, $(copies) now; those received over 3 years ago were deleted, except in the \
+$(find demo/rights-requests -name .hold | wc -l) request folders frozen by a .hold file."
 note "- Held and undated records were left alone. Sweeping again changes nothing:"
 run sweep | tail -1
 note "- The audit log demo/state/audit.jsonl has one hash-chained line per batch (keys digested, \

@@ -2,28 +2,32 @@
 // data set's schemas: per category, rows on both sides of each period's
 // boundary, held and undated rows, then the whole generated data set checked
 // row by row against the periods computed here.
+#include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "time/anchor.hpp"
-#include "time/calendar.hpp"
-#include "time/clock.hpp"
-#include "util/digest.hpp"
-#include "util/log.hpp"
 #include "mgen_demo.hpp"
 #include "policy/policy.hpp"
 #include "stores/sqlite/sqlite.hpp"
 #include "sweep/sweep.hpp"
 #include "test_support.hpp"
+#include "time/anchor.hpp"
+#include "time/calendar.hpp"
+#include "time/clock.hpp"
+#include "util/digest.hpp"
+#include "util/log.hpp"
 
 using namespace retentiond;
 using retentiond::test::TempDir;
@@ -222,6 +226,7 @@ TEST_CASE("mgen: the policy encodes each article's period, action and basis", "[
       {"specific-services-contract", "specific-services", "art. 8.3", {{"5 years", Action::erase}}},
       {"personal-space-coded-id", "personal-space", "art. 8.4", {{"6 months", Action::anonymize}}},
       {"public-space-requests", "public-space", "art. 8.4", {{"1 year", Action::erase}}},
+      {"rights-request-id-copy", "rights-requests", "art. 9", {{"3 years", Action::erase}}},
       {"audience-visits", "audience-measurement", "art. 10", {{"13 months", Action::anonymize}}},
       {"audience-cookies", "audience-measurement", "art. 10", {{"13 months", Action::erase}}},
   };
@@ -240,9 +245,14 @@ TEST_CASE("mgen: the policy encodes each article's period, action and basis", "[
   }
   CHECK(p.find_rule("amo-affiliation")->hold.has_value());
   CHECK(p.find_rule("amo-health-data")->archive_stage()->to == "amo_archive");
-  // Art. 9 waits, commented out, until a files store can be swept.
-  std::string text = test::read_file(fs::path(RETENTIOND_SOURCE_DIR) / "policies" / "mgen.yaml");
-  CHECK(text.find("  # - name: rights-request-id-copy") != std::string::npos);
+  // Art. 9: the identity-document copies are files, one folder per request.
+  const Rule* id_copy = p.find_rule("rights-request-id-copy");
+  CHECK(p.find_store(id_copy->store)->kind == StoreKind::files);
+  REQUIRE(id_copy->files);
+  CHECK(id_copy->files->pattern == "*/identity-*.pdf");
+  CHECK(id_copy->files->anchor == FileAnchor::mtime);
+  REQUIRE(id_copy->files->hold);
+  CHECK(std::get<HoldByFile>(*id_copy->files->hold).name == ".hold");
 }
 
 // As of 2026-06-15 in Europe/Paris throughout: a record expires on anchor +
@@ -496,6 +506,52 @@ TEST_CASE("mgen art. 10: audience cookie records are deleted after 13 months", "
                   2, {"visitor_id", "name"}, {std::string("a1b2c3"), std::string("_pk_id")});
 }
 
+namespace {
+
+// Writes a file under the store's root with a modification time.
+void put_file(const fs::path& file, std::string_view text, std::chrono::sys_seconds mtime) {
+  fs::create_directories(file.parent_path());
+  std::ofstream(file, std::ios::binary) << text;
+  struct timespec times[2];
+  times[0].tv_sec = times[1].tv_sec = mtime.time_since_epoch().count();
+  times[0].tv_nsec = times[1].tv_nsec = 0;
+  REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times, 0) == 0);
+}
+
+std::chrono::sys_seconds utc_at(std::string_view day_text, int hour) {
+  return std::chrono::sys_seconds{day(day_text)} + std::chrono::hours{hour};
+}
+
+}  // namespace
+
+TEST_CASE(
+    "mgen art. 9: identity-document copies go 3 years after they were received, unless the "
+    "request is held",
+    "[mgen]") {
+  MgenStores s;
+  fs::path root = s.file("rights-requests");
+  // Received on the boundary days, read in Paris: 3 years before 2026-06-15.
+  put_file(root / "r1/identity-card.pdf", "due", utc_at("2023-06-15", 21));   // 23:00 in Paris
+  put_file(root / "r2/identity-card.pdf", "kept", utc_at("2023-06-15", 22));  // the 16th in Paris
+  put_file(root / "r3/identity-recto.pdf", "held", utc_at("2019-01-10", 9));
+  put_file(root / "r3/.hold", "", utc_at("2019-01-10", 9));
+  put_file(root / "r4/request.txt", "not a copy", utc_at("2019-01-10", 9));
+  put_file(root / "r5/scans/identity-card.pdf", "one folder too deep", utc_at("2019-01-10", 9));
+  put_file(root / "identity-loose.pdf", "not in a request folder", utc_at("2019-01-10", 9));
+  Counts planned = counts_of(s.plan("2026-06-15"), "rights-request-id-copy");
+  CHECK(planned.matched == 1);
+  CHECK(planned.held == 1);
+  CHECK(planned.undated == 0);
+  Counts swept = counts_of(s.sweep("2026-06-15"), "rights-request-id-copy");
+  CHECK(swept.affected == 1);
+  CHECK_FALSE(fs::exists(root / "r1/identity-card.pdf"));
+  for (const char* kept : {"r2/identity-card.pdf", "r3/identity-recto.pdf", "r3/.hold",
+                           "r4/request.txt", "r5/scans/identity-card.pdf", "identity-loose.pdf"})
+    CHECK(fs::exists(root / kept));
+  CHECK(counts_of(s.sweep("2026-06-15"), "rights-request-id-copy").affected == 0);  // idempotent
+  CHECK(counts_of(s.plan("2026-06-16"), "rights-request-id-copy").matched == 1);    // r2, a day on
+}
+
 TEST_CASE("mgen: every row of the generated data set meets its article's period, and only those",
           "[mgen]") {
   FakeClock clock{std::chrono::system_clock::time_point{day("2026-06-15")} +
@@ -522,7 +578,35 @@ TEST_CASE("mgen: every row of the generated data set meets its article's period,
   };
   std::map<std::string, Rows> before;
   std::map<std::string, Expect> expect;
+  // Art. 9's files: each identity copy, whether it is past 3 years in Paris
+  // and whether its request folder is held.
+  const Rule& id_copy = *policy.find_rule("rights-request-id-copy");
+  fs::path requests = policy.find_store(id_copy.store)->root;
+  std::map<std::string, bool> copy_goes;  // relative path -> deleted by the sweep
+  std::int64_t copies_held = 0;
+  std::set<std::string> other_files;
+  for (const auto& e : fs::recursive_directory_iterator(requests)) {
+    if (!e.is_regular_file()) continue;
+    std::string rel = fs::relative(e.path(), requests).string();
+    if (!e.path().filename().string().starts_with("identity-")) {
+      other_files.insert(rel);
+      continue;
+    }
+    struct stat st {};
+    REQUIRE(::stat(e.path().c_str(), &st) == 0);
+    Day received =
+        local_day(std::chrono::sys_seconds{std::chrono::seconds{st.st_mtime}}, *policy.zone);
+    bool past = expiry_of(received, id_copy.stages[0].after) <= as_of;
+    bool held = fs::exists(e.path().parent_path() / ".hold");
+    copies_held += past && held;
+    copy_goes[rel] = past && !held;
+  }
+  CHECK(copies_held > 0);
+  CHECK(std::count_if(copy_goes.begin(), copy_goes.end(), [](auto& c) { return c.second; }) > 0);
+  CHECK(std::count_if(copy_goes.begin(), copy_goes.end(), [](auto& c) { return !c.second; }) >
+        copies_held);
   for (const auto& rule : policy.rules) {
+    if (rule.files) continue;  // art. 9, above
     const StoreSpec& store = *policy.find_store(rule.store);
     Rows rows = read_rows(store.path, rule.table, rule.key);
     REQUIRE(rows.size() > 10);
@@ -547,6 +631,7 @@ TEST_CASE("mgen: every row of the generated data set meets its article's period,
   // The data set is meant to exercise every case: check that it does.
   CHECK(expect["amo-affiliation"].held > 0);
   for (const auto& rule : policy.rules) {
+    if (rule.files) continue;
     INFO(rule.name);
     CHECK(expect[rule.name].undated > 0);
     std::int64_t due = 0, kept = 0;
@@ -566,7 +651,20 @@ TEST_CASE("mgen: every row of the generated data set meets its article's period,
   REQUIRE(outcome);
   REQUIRE(outcome->code == ExitCode::ok);
 
+  {
+    Counts c = counts_of(outcome->report, id_copy.name);
+    CHECK(c.affected ==
+          std::count_if(copy_goes.begin(), copy_goes.end(), [](auto& g) { return g.second; }));
+    CHECK(c.held == copies_held);
+    CHECK(c.undated == 0);
+    for (const auto& [rel, goes] : copy_goes) {
+      INFO(rel);
+      CHECK(fs::exists(requests / rel) == !goes);
+    }
+    for (const auto& rel : other_files) CHECK(fs::exists(requests / rel));
+  }
   for (const auto& rule : policy.rules) {
+    if (rule.files) continue;
     INFO("rule " << rule.name);
     const Expect& ex = expect[rule.name];
     Counts c = counts_of(outcome->report, rule.name);

@@ -1,11 +1,15 @@
 #include "mgen_demo.hpp"
 
 #include <date/date.h>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <array>
+#include <fstream>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 
 #include "stores/sqlite/sqlite.hpp"
 
@@ -500,7 +504,7 @@ std::vector<std::string> store_files() {
 }
 
 void create_tables(const fs::path& dir) {
-  fs::create_directories(dir);
+  fs::create_directories(dir / kRightsRequestsFolder);
   for (const auto& s : schemas()) {
     fs::path file = dir / s.file;
     if (fs::exists(file)) throw std::runtime_error(fmt::format("{} already exists", file.string()));
@@ -537,7 +541,55 @@ std::vector<TableCount> generate(const fs::path& dir, const GenerateOptions& opt
     if (progress) progress(counts.back());
   }
   if (options.indexes) create_indexes(dir);
+  std::int64_t copies = generate_rights_requests(dir, options);
+  counts.push_back({std::string(kRightsRequestsFolder), "identity copies", copies});
+  if (progress) progress(counts.back());
   return counts;
+}
+
+std::int64_t generate_rights_requests(const fs::path& dir, const GenerateOptions& options) {
+  fs::path root = dir / kRightsRequestsFolder;
+  fs::create_directories(root);
+  Rng rng(options.seed * 0x9e3779b97f4a7c15ULL + 0x0a9);
+  auto write = [](const fs::path& file, const std::string& text, std::chrono::sys_seconds mtime) {
+    {
+      std::ofstream out(file, std::ios::binary | std::ios::trunc);
+      out << text;
+      if (!out) throw std::runtime_error(fmt::format("cannot write {}", file.string()));
+    }
+    struct timespec times[2];
+    times[0].tv_sec = times[1].tv_sec = mtime.time_since_epoch().count();
+    times[0].tv_nsec = times[1].tv_nsec = 0;
+    if (::utimensat(AT_FDCWD, file.c_str(), times, 0) != 0)
+      throw std::system_error(errno, std::generic_category(), "utimensat " + file.string());
+  };
+  std::int64_t requests = std::max<std::int64_t>(20, options.rows / 400);
+  std::int64_t copies = 0;
+  for (std::int64_t i = 0; i < requests; ++i) {
+    // The first request is past its 3 years and frozen, the second arrived
+    // today: both cases are there however small the data set.
+    Day received = i == 0   ? options.as_of - years_before(options.as_of, 4)
+                   : i == 1 ? options.as_of
+                            : day_back(rng, options.as_of, years_before(options.as_of, 5));
+    auto at = instant_on(rng, received);
+    fs::path folder = root / fmt::format("request-{:06}", 100'000 + i);
+    fs::create_directories(folder);
+    write(folder / "request.txt",
+          fmt::format("Rights request {} received {}: access to personal data.\n", 100'000 + i,
+                      day_text(received)),
+          at);
+    int documents = rng.chance(200) ? 2 : 1;
+    for (int d = 0; d < documents; ++d) {
+      std::string_view kind = documents == 2 ? (d == 0 ? "recto" : "verso") : "card";
+      write(folder / fmt::format("identity-{}.pdf", kind),
+            fmt::format("%PDF-1.4\n% fictitious identity document, request {}, {}\n", 100'000 + i,
+                        kind),
+            at);
+      ++copies;
+    }
+    if (i == 0 || rng.chance(60)) write(folder / ".hold", "disputed: kept until decided\n", at);
+  }
+  return copies;
 }
 
 }  // namespace retentiond::demo

@@ -25,9 +25,14 @@ std::vector<std::string> store_files();
 inline constexpr std::string_view kArchiveFile = "amo-archive.db";
 
 // Creates the database files in `dir` (WAL mode) with every table, but no
-// index: rows go in faster without. Fails (throws sqlite::SqliteError or
-// std::runtime_error) when a file already exists.
+// index: rows go in faster without, and the (empty) folder of the files
+// store. Fails (throws sqlite::SqliteError or std::runtime_error) when a
+// file already exists.
 void create_tables(const std::filesystem::path& dir);
+
+// The root of the files store `rights_requests` of policies/mgen.yaml (art.
+// 9), relative to the data set's folder: one folder per rights request.
+inline constexpr std::string_view kRightsRequestsFolder = "rights-requests";
 
 // The indexes a sweep needs: one on each anchor column (and on the columns
 // holds and lookups use).
@@ -47,8 +52,18 @@ struct TableCount {
   std::int64_t rows = 0;
 };
 
-// Creates the stores in `dir` and fills them: tables, rows, then indexes.
-// `progress`, if set, is called after each table.
+// Fills kRightsRequestsFolder in `dir` (created if missing) with fictitious
+// rights requests: a folder each, holding request.txt and one or two
+// identity-*.pdf copies whose modification time is when they were received
+// (up to 5 years back); a few folders are frozen by a `.hold` file. The same
+// seed and as-of day give the same files and times. Returns the number of
+// identity copies.
+std::int64_t generate_rights_requests(const std::filesystem::path& dir,
+                                      const GenerateOptions& options);
+
+// Creates the stores in `dir` and fills them: tables, rows, then indexes,
+// then the rights requests. `progress`, if set, is called after each table
+// (and once for the identity copies).
 std::vector<TableCount> generate(const std::filesystem::path& dir, const GenerateOptions& options,
                                  const std::function<void(const TableCount&)>& progress = {});
 

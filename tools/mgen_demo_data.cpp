@@ -67,6 +67,8 @@ std::vector<fs::path> previous_files(const fs::path& dir) {
       if (fs::exists(p)) out.push_back(p);
     }
   }
+  if (fs::exists(dir / demo::kRightsRequestsFolder))
+    out.push_back(dir / demo::kRightsRequestsFolder);
   return out;
 }
 
@@ -141,10 +143,21 @@ int load_postgresql(const std::string& dsn, const fs::path& out, std::uint64_t s
       return 73;
     }
     bool new_key = write_hmac_key(out / "hmac.key");
+    // The files store of art. 9 is a folder next to the policy, as with SQLite.
+    std::int64_t copies = 0;
+    try {
+      if (overwrite) fs::remove_all(out / demo::kRightsRequestsFolder);
+      copies = demo::generate_rights_requests(out, options);
+    } catch (const std::exception& e) {
+      std::cerr << "retentiond-demo-data: " << e.what() << '\n';
+      return 73;
+    }
     if (!quiet) {
       std::cout << fmt::format(
           "  {} written{}\n", policy.string(),
           new_key ? ", with a new hmac.key (32 random bytes, mode 0600)" : "; hmac.key kept");
+      std::cout << fmt::format("  {}/: {} identity copies (files store)\n",
+                               (out / demo::kRightsRequestsFolder).string(), copies);
       if (has_password) {
         std::cout << "  the policy's dsn has no password (retentiond refuses one there): give "
                      "it in a passfile (~/.pgpass or PGPASSFILE)\n";
@@ -237,7 +250,7 @@ int main(int argc, char** argv) {
                   << " already exists; pass --overwrite to replace the data set\n";
         return 73;
       }
-      for (const auto& p : existing) fs::remove(p);
+      for (const auto& p : existing) fs::remove_all(p);
     }
 
     auto started = std::chrono::steady_clock::now();
