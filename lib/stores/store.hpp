@@ -1,5 +1,5 @@
 // A store as the sweep sees it: one interface over the kinds (SQLite files,
-// PostgreSQL databases, and later file trees). The sweep above it decides
+// PostgreSQL databases, folder trees of files). The sweep above it decides
 // which stage acts on which anchor days, in which order, and records what
 // committed; a store knows how to count and change its own records, one short
 // transaction (one batch) at a time, and how to keep each batch's audit entry
