@@ -17,7 +17,6 @@ using pq::literal;
 using pq::Param;
 using pq::quote;
 
-constexpr std::string_view kBookkeeping = "retentiond";
 // A whole partition is dropped only if its lock comes at once: waiting for
 // the parent's exclusive lock would queue the application's queries behind
 // it. Otherwise its rows are deleted batch by batch like any others.
