@@ -55,12 +55,12 @@ psql "$(cat "$server/conninfo") dbname=postgres" -X -q -v ON_ERROR_STOP=1 -c "CR
 say "1. Demo data, in PostgreSQL"
 note "The MGEN privacy policy promises how long each kind of personal data is kept (art. 8-10): \
 affiliations 5 years after the rights close, health claims 3 years live + 10 in an archive, \
-web visits 13 months... policies/mgen.yaml writes that schedule as 8 rules. Here the stores are \
-schemas of one PostgreSQL 15 database (a throw-away server on a Unix socket in $server), with \
+web visits 13 months, identity-document copies 3 years... policies/mgen.yaml writes that schedule \
+as 9 rules. Here the 8 rules on tables run on schemas of one PostgreSQL 15 database (a throw-away server on a Unix socket in $server), with \
 native types: dates as date, instants as timestamptz, cookie times as bigint seconds, the \
 litigation flag as boolean. The same seed gives the same records as the SQLite demo \
 (scripts/demo.sh); anchors no calendar can read there ('unknown', '2019-02-30') are NULL here: \
-undated either way."
+undated either way. The identity-document copies of art. 9 stay files, in demo-pg/rights-requests."
 "$build/tools/retentiond-demo-data" --postgresql "$conninfo" --out demo-pg --seed 1 --rows "$rows" --policy
 echo "The stores of demo-pg/policy.yaml:"
 sed -n '/^stores:/,/^$/p' demo-pg/policy.yaml | grep 'kind: postgresql' | sed 's/ *#.*//'
@@ -78,6 +78,8 @@ read): never touched. CUTOFF: the latest anchor date already past the period tod
 claims_before=$(value "SELECT count(*) FROM amo.claims")
 visits_identified_before=$(value "SELECT count(*) FROM web.visits WHERE visitor_id IS NOT NULL")
 held_before=$(value "SELECT count(*) FROM amo.affiliations WHERE litigation_pending")
+copies() { find demo-pg/rights-requests -name 'identity-*.pdf' -type f | wc -l; }
+copies_before=$(copies)
 say "4. sweep: act on it (delete, archive, anonymise), batch by batch, each batch in the audit log"
 run sweep
 
@@ -111,6 +113,9 @@ sql -c "SELECT id, visitor_id, ip, page, visited_at, anonymized_at FROM web.visi
 note "- Personal-space accounts closed over 6 months ago keep only a coded member number (HMAC \
 under demo-pg/hmac.key, the same value as on SQLite):"
 sql -c "SELECT id, substr(member_number, 1, 16) || '...' AS member_number, email, coded_at FROM web.accounts WHERE coded_at IS NOT NULL ORDER BY id LIMIT 2"
+note "- Identity-document copies sent with rights requests (art. 9, files in demo-pg/rights-requests): \
+$copies_before before, $(copies) now; those received over 3 years ago were deleted, except in the \
+$(find demo-pg/rights-requests -name .hold | wc -l) request folders frozen by a .hold file."
 note "- Rows per table now:"
 counts=()
 for t in amo.affiliations amo.claims amo_archive.claims mutual.memberships services.service_contracts \
