@@ -24,6 +24,11 @@ constexpr std::chrono::milliseconds kPartitionLockWait{200};
 
 std::string ms(std::chrono::milliseconds d) { return fmt::format("{}ms", d.count()); }
 
+// The rows of a batch are named by ctid as `ctid = ANY(ARRAY(SELECT
+// unnest($1::tid[])))`: with the array as a plain parameter the planner
+// estimates it element by element and, past a few thousand ctids, prefers a
+// sequential scan of the whole table to a TID scan.
+//
 // A text[] literal of optional values (NULL unquoted).
 std::string array_literal(const std::vector<std::optional<std::string>>& items) {
   std::string out = "{";
@@ -706,8 +711,10 @@ class PostgresBatches final : public Batches {
       switch (work_.action) {
         case Action::erase:
           for (const auto& [part, group] : by_partition(due)) {
-            auto r = conn().exec(fmt::format("DELETE FROM {} WHERE ctid = ANY($1::tid[])", part),
-                                 {ctids(group)});
+            auto r = conn().exec(
+                fmt::format("DELETE FROM {} WHERE ctid = ANY(ARRAY(SELECT unnest($1::tid[])))",
+                            part),
+                {ctids(group)});
             expect_changed(r.affected(), group.size());
           }
           result.affected = static_cast<std::int64_t>(due.size());
@@ -758,8 +765,9 @@ class PostgresBatches final : public Batches {
       std::vector<Param> params{ctids(group)};
       std::string sql;
       if (hmac_columns_.empty()) {
-        sql = fmt::format("UPDATE {} AS t SET {} WHERE t.ctid = ANY($1::tid[])", part,
-                          fmt::join(sets, ", "));
+        sql =
+            fmt::format("UPDATE {} AS t SET {} WHERE t.ctid = ANY(ARRAY(SELECT unnest($1::tid[])))",
+                        part, fmt::join(sets, ", "));
       } else {
         // The coded identifier is computed here, with the same key and the
         // same text of the value as on SQLite.
@@ -846,11 +854,11 @@ class PostgresBatches final : public Batches {
     if (same_db) {
       // One transaction moves the rows: nothing to lose between two commits.
       for (const auto& [part, group] : by_partition(move)) {
-        auto r = conn().exec(
-            fmt::format("WITH moved AS (DELETE FROM {} WHERE ctid = ANY($1::tid[]) RETURNING {}) "
-                        "INSERT INTO {} ({}) SELECT {} FROM moved",
-                        part, cols, archive_->qualified(rule.table), cols, cols),
-            {ctids(group)});
+        auto r = conn().exec(fmt::format("WITH moved AS (DELETE FROM {} WHERE ctid = "
+                                         "ANY(ARRAY(SELECT unnest($1::tid[]))) RETURNING {}) "
+                                         "INSERT INTO {} ({}) SELECT {} FROM moved",
+                                         part, cols, archive_->qualified(rule.table), cols, cols),
+                             {ctids(group)});
         expect_changed(r.affected(), group.size());
       }
     } else if (!move.empty()) {
@@ -871,14 +879,16 @@ class PostgresBatches final : public Batches {
       expect_changed(r.affected(), move.size());
       atx.commit();
       for (const auto& [part, group] : by_partition(move)) {
-        auto d = conn().exec(fmt::format("DELETE FROM {} WHERE ctid = ANY($1::tid[])", part),
-                             {ctids(group)});
+        auto d = conn().exec(
+            fmt::format("DELETE FROM {} WHERE ctid = ANY(ARRAY(SELECT unnest($1::tid[])))", part),
+            {ctids(group)});
         expect_changed(d.affected(), group.size());
       }
     }
     for (const auto& [part, group] : by_partition(copied)) {
-      auto d = conn().exec(fmt::format("DELETE FROM {} WHERE ctid = ANY($1::tid[])", part),
-                           {ctids(group)});
+      auto d = conn().exec(
+          fmt::format("DELETE FROM {} WHERE ctid = ANY(ARRAY(SELECT unnest($1::tid[])))", part),
+          {ctids(group)});
       expect_changed(d.affected(), group.size());
     }
     for (const auto* list : {&move, &copied})

@@ -51,6 +51,11 @@ std::int64_t Result::affected() const {
 
 Connection::Connection(const std::string& conninfo, const std::string& label) {
   c_ = PQconnectdb(conninfo.c_str());
+  // The server's notices ("schema ... already exists, skipping") are not
+  // for the administrator reading the sweep's output.
+  if (c_)
+    PQsetNoticeProcessor(
+        c_, [](void*, const char*) {}, nullptr);
   if (!c_ || PQstatus(c_) != CONNECTION_OK) {
     std::string message = c_ ? trimmed(PQerrorMessage(c_)) : "out of memory";
     if (c_) PQfinish(c_);
