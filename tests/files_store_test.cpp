@@ -946,13 +946,14 @@ TEST_CASE("an intent left by a crash is logged for exactly what changed, once", 
 namespace {
 
 // A tree of `files` files in `folders` folders, all past their period; each
-// file's content names it.
-std::map<std::string, std::string> make_tree(const fs::path& root, int files, int folders) {
+// file's content names it. `round` tells apart the names of trees added later.
+std::map<std::string, std::string> make_tree(const fs::path& root, int files, int folders,
+                                             int round = 0) {
   std::map<std::string, std::string> made;
   auto old = at("2015-05-05 10:00");
   for (int i = 0; i < files; ++i) {
-    std::string rel = fmt::format("req-{:04}/identity-{:06}.pdf", i % folders, i);
-    std::string content = fmt::format("identity copy {} {}", i, std::string(i % 97, 'x'));
+    std::string rel = fmt::format("req-{:04}/identity-{}{:06}.pdf", i % folders, round, i);
+    std::string content = fmt::format("identity copy {} {} {}", round, i, std::string(i % 97, 'x'));
     put(root, rel, content, old);
     made.emplace(rel, content);
   }
@@ -1048,10 +1049,16 @@ TEST_CASE(
     return std::pair{in_live.size(), both};
   };
 
-  std::mt19937_64 random(std::random_device{}());
+  std::uint64_t seed = std::random_device{}();
+  if (const char* env = std::getenv("RETENTIOND_CRASH_SEED"); env && *env)
+    seed = std::strtoull(env, nullptr, 10);
+  std::cout << "files crash test: seed " << seed << " (RETENTIOND_CRASH_SEED=" << seed
+            << " replays it)\n";
+  INFO("seed " << seed);
+  std::mt19937_64 random(seed);
   int max_delay_ms = 1500;
-  int kills_mid_sweep = 0, seen_in_both = 0, left_temp = 0;
-  for (int i = 0; i < 30 && kills_mid_sweep < 5; ++i) {
+  int kills_mid_sweep = 0, seen_in_both = 0, left_temp = 0, restocked = 0;
+  for (int i = 0; i < 40 && kills_mid_sweep < 5; ++i) {
     auto live_before = files_under(live).size();
     pid_t child = spawn_retentiond(sweep_args, dir / "sweep.stdout", dir / "sweep.stderr");
     std::this_thread::sleep_for(
@@ -1070,8 +1077,13 @@ TEST_CASE(
     auto [live_now, both] = check_files(true);
     seen_in_both += both > 0;
     left_temp += temp_copies_under(shelf) > 0;
-    if (finished || live_now == 0) break;  // done before the kill: the last sweep finishes
-    if (live_now == live_before) {
+    if (finished || live_now == 0) {
+      // Done before the kill: more files, and kills sooner.
+      if (restocked == 3) break;
+      auto more = make_tree(live, 20'000, 200, ++restocked);
+      original.insert(more.begin(), more.end());
+      max_delay_ms = std::max(100, max_delay_ms * 2 / 3);
+    } else if (live_now == live_before) {
       max_delay_ms = std::min(5000, max_delay_ms * 3 / 2);  // too early
     } else {
       ++kills_mid_sweep;
@@ -1198,4 +1210,37 @@ TEST_CASE("memory stays flat: a walk is a stream, from 10 k to 100 k files", "[f
       plan_large, sweep_small, sweep_large);
   CHECK(plan_large <= plan_small + 4096);
   CHECK(sweep_large <= sweep_small + 4096);
+}
+
+TEST_CASE("check on a files store: the root, the archive's place, the hold list", "[files]") {
+  TempDir dir;
+  put(dir / "tree", "r1/identity.pdf", "a", at("2019-03-01 10:00"));
+  std::string stores = std::string(kTreeStore) + "  shelf: { kind: files, root: shelf }\n";
+  std::string rule = R"(  - name: docs
+    store: tree
+    pattern: "*/identity.pdf"
+    anchor: mtime
+    keep_for: 3 years
+    action: archive
+    to: shelf
+)";
+  dir.write("policy.yaml", policy_text(stores, rule));
+  auto check = [&] {
+    return run_retentiond(dir, {"-c", (dir / "policy.yaml").string(), "check", "--format", "json"});
+  };
+  auto ok = check();
+  INFO(ok.err << ok.out);
+  CHECK(ok.exit_code == 0);
+  CHECK_THAT(ok.out, Catch::Contains("will be created by the first sweep"));
+  CHECK_FALSE(fs::exists(dir / "shelf"));  // check changes nothing
+
+  fs::rename(dir / "tree", dir / "moved");
+  auto missing = check();
+  CHECK(missing.exit_code == 69);
+  CHECK_THAT(missing.err, Catch::Contains("does not exist"));
+  auto swept = run_retentiond(dir, {"-c", (dir / "policy.yaml").string(), "--state-dir",
+                                    (dir / "state").string(), "sweep", "--as-of", "2026-06-15"});
+  CHECK(swept.exit_code == 69);
+  CHECK_THAT(swept.err, Catch::Contains("store 'tree'"));
+  CHECK_FALSE(fs::exists(dir / "shelf"));
 }

@@ -163,7 +163,15 @@ std::expected<Glob, std::string> Glob::compile(std::string_view pattern) {
 bool Glob::component_matches(const Component& c, std::string_view name) const {
   if (c.globstar) return true;
   if (c.literal) return c.text == name;
-  std::u32string n = decode(name);
+  // An ASCII name is its own code points: no decoding, no allocation.
+  bool ascii = std::all_of(name.begin(), name.end(),
+                           [](char ch) { return static_cast<unsigned char>(ch) < 0x80; });
+  if (ascii) return tokens_match(c, name);
+  return tokens_match(c, std::u32string_view(decode(name)));
+}
+
+template <class Chars>
+bool Glob::tokens_match(const Component& c, Chars n) const {
   const auto& tokens = c.tokens;
   auto single = [&](const Token& t, char32_t ch) {
     switch (t.kind) {
@@ -189,7 +197,7 @@ bool Glob::component_matches(const Component& c, std::string_view name) const {
     if (p < tokens.size() && tokens[p].kind == Token::Kind::star) {
       star = p++;
       star_i = i;
-    } else if (p < tokens.size() && single(tokens[p], n[i])) {
+    } else if (p < tokens.size() && single(tokens[p], static_cast<char32_t>(n[i]))) {
       ++p;
       ++i;
     } else if (star != std::string::npos) {

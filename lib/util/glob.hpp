@@ -64,6 +64,8 @@ class Glob {
   };
 
   bool component_matches(const Component& c, std::string_view name) const;
+  template <class Chars>
+  bool tokens_match(const Component& c, Chars name) const;
   void close(State& state) const;
 
   std::string text_;

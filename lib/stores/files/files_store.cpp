@@ -194,7 +194,13 @@ class Selection {
   enum class Verdict { undated, outside, held, due };
 
   Selection(const Rule& rule, const DayWindow& window, const date::time_zone& zone)
-      : files_(*rule.files), window_(window), zone_(zone) {
+      : files_(*rule.files), window_(window) {
+    // The window as instants: a modification time's local day is in it
+    // exactly when the time is, so no file needs its own zone conversion.
+    using date::days;
+    if (window.after)
+      window_start_ = start_of_local_day(*window.after + days{1}, zone).time_since_epoch().count();
+    window_end_ = start_of_local_day(window.through + days{1}, zone).time_since_epoch().count();
     auto glob = Glob::compile(files_.pattern);
     if (!glob) throw StoreError(StoreError::Kind::unavailable, glob.error());
     glob_.emplace(std::move(*glob));
@@ -214,29 +220,39 @@ class Selection {
   const Glob& glob() const { return *glob_; }
   const std::string& hold_file() const { return hold_file_; }
 
-  std::optional<Day> anchor(std::string_view rel, const struct stat& st) const {
-    if (files_.anchor == FileAnchor::name) return first_date_in_path(rel);
-    // Outside years 0..9999 a modification time is a mistake, not a date.
-    constexpr std::int64_t kLimit = 253402300799;  // 9999-12-31T23:59:59Z
-    constexpr std::int64_t kFloor = -62167219200;  // 0000-01-01T00:00:00Z
-    std::int64_t t = st.st_mtim.tv_sec;
-    if (t < kFloor || t > kLimit) return std::nullopt;
-    return local_day(std::chrono::sys_seconds{std::chrono::seconds{t}}, zone_);
-  }
+  // Whether the walk must fstatat each file: an mtime anchor reads it; a
+  // name anchor needs only to know it is a regular file.
+  bool needs_stat() const { return files_.anchor == FileAnchor::mtime; }
 
   Verdict judge(std::string_view rel, const struct stat& st, bool held_by_file) const {
-    auto day = anchor(rel, st);
-    if (!day) return Verdict::undated;
-    if (*day > window_.through || (window_.after && *day <= *window_.after))
-      return Verdict::outside;
+    Verdict v = dated(rel, st);
+    if (v != Verdict::due) return v;
     if (held_by_file || (list_ && list_->holds(rel))) return Verdict::held;
     return Verdict::due;
   }
 
  private:
+  // undated, outside the window, or due (holds aside).
+  Verdict dated(std::string_view rel, const struct stat& st) const {
+    if (files_.anchor == FileAnchor::name) {
+      auto day = first_date_in_path(rel);
+      if (!day) return Verdict::undated;
+      bool in = *day <= window_.through && !(window_.after && *day <= *window_.after);
+      return in ? Verdict::due : Verdict::outside;
+    }
+    // Outside years 0..9999 a modification time is a mistake, not a date.
+    constexpr std::int64_t kLimit = 253402300799;  // 9999-12-31T23:59:59Z
+    constexpr std::int64_t kFloor = -62167219200;  // 0000-01-01T00:00:00Z
+    std::int64_t t = st.st_mtim.tv_sec;
+    if (t < kFloor || t > kLimit) return Verdict::undated;
+    bool in = t < window_end_ && !(window_start_ && t < *window_start_);
+    return in ? Verdict::due : Verdict::outside;
+  }
+
   const FileSelection& files_;
   DayWindow window_;
-  const date::time_zone& zone_;
+  std::optional<std::int64_t> window_start_;  // the first second after the `after` day
+  std::int64_t window_end_ = 0;               // the first second after the `through` day
   std::optional<Glob> glob_;
   std::string hold_file_;
   std::optional<files::HoldList> list_;
@@ -297,6 +313,7 @@ Counts FilesStore::count(const StageWork& work, bool with_undated) {
   Selection sel(rule, work.window, *options_.zone);
   files::TreeWalk::Options walk_options;
   walk_options.hold_file = sel.hold_file();
+  walk_options.stat_files = sel.needs_stat();
   if (work.place == Place::archive) {
     if (FilesStore* live = files_store(work.live)) walk_options.mirror_root = live->root_fd();
   }
@@ -418,6 +435,7 @@ class FilesBatches final : public Batches {
   static files::TreeWalk::Options walk_options(const StageWork& work, const Selection& sel) {
     files::TreeWalk::Options o;
     o.hold_file = sel.hold_file();
+    o.stat_files = sel.needs_stat();
     if (work.place == Place::archive) {
       if (FilesStore* live = files_store(work.live)) o.mirror_root = live->root_fd();
     }

@@ -42,6 +42,8 @@ std::pair<std::string_view, std::string_view> split_parent(std::string_view rel)
 }
 
 int FolderChain::open(std::string_view rel_dir, std::vector<std::size_t>* created) {
+  if (open_ && rel_dir == current_) return fds_.empty() ? root_ : fds_.back().get();
+  open_ = false;
   std::vector<std::string> steps;
   for (std::size_t start = 0; start < rel_dir.size();) {
     auto slash = rel_dir.find('/', start);
@@ -65,6 +67,8 @@ int FolderChain::open(std::string_view rel_dir, std::vector<std::size_t>* create
     names_.push_back(steps[i]);
     fds_.push_back(std::move(fd));
   }
+  open_ = true;
+  current_ = rel_dir;
   return fds_.empty() ? root_ : fds_.back().get();
 }
 
@@ -73,6 +77,7 @@ int FolderChain::folder(std::size_t step) const { return step == 0 ? root_ : fds
 void FolderChain::reset() {
   names_.clear();
   fds_.clear();
+  open_ = false;
 }
 
 struct TreeWalk::Level {
@@ -171,8 +176,10 @@ bool TreeWalk::next(FoundFile& out) {
     }
     // Links, FIFOs, devices and sockets are not records: never counted.
     if (type != DT_REG || !glob_.matches_file(top->state, name) || is_temp_name(name)) continue;
-    if (::fstatat(folder, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone since
-    if (!S_ISREG(st.st_mode)) continue;
+    if (options_.stat_files) {
+      if (::fstatat(folder, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone since
+      if (!S_ISREG(st.st_mode)) continue;
+    }
     out.rel = top->rel.empty() ? std::string(name) : top->rel + "/" + std::string(name);
     out.st = st;
     out.held_by_file = top->held;

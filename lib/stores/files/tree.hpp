@@ -72,12 +72,14 @@ class FolderChain {
   int root_;
   std::vector<std::string> names_;  // the steps currently open
   std::vector<Fd> fds_;
+  bool open_ = false;  // the last open() reached `current_` whole
+  std::string current_;
 };
 
 // A regular file found by a walk.
 struct FoundFile {
-  std::string rel;  // relative to the root
-  struct stat st {};
+  std::string rel;            // relative to the root
+  struct stat st {};          // zeroed when the walk does not stat files
   bool held_by_file = false;  // a hold file in its folder or above
 };
 
@@ -95,6 +97,9 @@ class TreeWalk {
     // Where else to look for hold files: a second tree walked in step (the
     // live store's, for files in an archive), -1 for none.
     int mirror_root = -1;
+    // Whether FoundFile::st is read for every file; otherwise only where the
+    // folder listing does not say an entry is a regular file.
+    bool stat_files = true;
   };
   // Throws StoreError (unavailable) when a folder cannot be read.
   TreeWalk(int root, const Glob& glob, Options options);
