@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <string>
 
-#include "time/calendar.hpp"
 #include "mgen_demo.hpp"
 #include "stores/sqlite/sqlite.hpp"
+#include "time/calendar.hpp"
 
 using namespace retentiond;
 

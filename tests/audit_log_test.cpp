@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "util/digest.hpp"
 #include "sweep_support.hpp"
+#include "util/digest.hpp"
 
 using namespace retentiond;
 using namespace retentiond::test;

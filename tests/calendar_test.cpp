@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "time/period.hpp"
 #include "test_support.hpp"
+#include "time/period.hpp"
 
 using retentiond::cutoff_for;
 using retentiond::Day;

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "util/digest.hpp"
 #include "stores/sqlite/sqlite.hpp"
 #include "sweep_support.hpp"
 #include "test_support.hpp"
+#include "util/digest.hpp"
 
 extern char** environ;
 

@@ -19,17 +19,17 @@
 #include <string>
 #include <vector>
 
-#include "time/anchor.hpp"
-#include "time/calendar.hpp"
-#include "time/clock.hpp"
 #include "commands/commands.hpp"
-#include "report/html_command.hpp"
-#include "util/log.hpp"
 #include "mgen_demo.hpp"
 #include "policy/policy.hpp"
+#include "report/html_command.hpp"
 #include "stores/sqlite/sqlite.hpp"
 #include "sweep/sweep.hpp"
 #include "test_support.hpp"
+#include "time/anchor.hpp"
+#include "time/calendar.hpp"
+#include "time/clock.hpp"
+#include "util/log.hpp"
 
 using namespace retentiond;
 using retentiond::test::TempDir;

@@ -22,13 +22,13 @@
 #include <vector>
 
 #include "audit/audit_log.hpp"
-#include "time/calendar.hpp"
-#include "time/clock.hpp"
-#include "util/log.hpp"
 #include "policy/policy.hpp"
 #include "stores/sqlite/sqlite.hpp"
 #include "sweep/sweep.hpp"
 #include "test_support.hpp"
+#include "time/calendar.hpp"
+#include "time/clock.hpp"
+#include "util/log.hpp"
 
 extern char** environ;
 

@@ -6,8 +6,8 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 
-#include "time/clock.hpp"
 #include "test_support.hpp"
+#include "time/clock.hpp"
 
 using namespace retentiond;
 using std::chrono::hours;
