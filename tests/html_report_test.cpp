@@ -158,7 +158,14 @@ ProcessResult run(const std::string& command) {
   return r;
 }
 
-std::string shell_quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string shell_quoted(const fs::path& p) {
+  // Appended, not "'" + p.string() + "'": GCC 12 at -O3 sees a false overlap
+  // in that concatenation (-Wrestrict, a libstdc++ inlining artefact).
+  std::string quoted = "'";
+  quoted += p.string();
+  quoted += '\'';
+  return quoted;
+}
 
 // Headless chromium, offline, with a throw-away profile.
 std::string chromium(const fs::path& profile) {
