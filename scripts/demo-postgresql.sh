@@ -40,9 +40,10 @@ note() { fold -s -w 100 <<<"$*"; }
 run() { echo "\$ retentiond $*"; "$bin" -c demo-pg/policy.yaml --state-dir demo-pg/state "$@"; }
 
 # A throw-away server: removed when this script ends, however it ends (the
-# server's own watcher stops it too if this shell is killed).
-server=demo-pg/server
-scripts/pg-test-server.sh stop "$server"
+# server's own watcher stops it too if this shell is killed). Its folder is
+# under /tmp: the server runs as the postgres user, who may not reach a
+# checkout in a private folder such as /root.
+server=$(mktemp -d /tmp/retentiond-demo-pg.XXXXXX)
 rm -rf demo-pg && mkdir -p demo-pg/state && chmod 700 demo-pg/state
 trap 'scripts/pg-test-server.sh stop "$server"' EXIT
 RETENTIOND_PG_OWNER_PID=$$ scripts/pg-test-server.sh start "$server"

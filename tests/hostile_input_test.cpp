@@ -31,7 +31,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Every file under `root` (but the state directory and the captured output)
+// Every file under `root` (but the state directory, the captured output and
+// the copy of the binary run as another user)
 // and its content's digest: equal snapshots mean nothing was written.
 std::map<std::string, std::string> snapshot(const fs::path& root) {
   std::map<std::string, std::string> files;
@@ -567,11 +568,20 @@ TEST_CASE("a store that is not a database, or is damaged: exit 69 and its bytes 
 namespace {
 
 // The binary run as `uid`/`gid` (a forked child drops root before exec).
+// It runs from a copy in `scratch`: the build tree may be in a folder that
+// user cannot enter (a clone in /root, mode 0700), and the test is about the
+// state directory's permissions, not the checkout's.
 ProcessOutcome run_as(uid_t uid, gid_t gid, const TempDir& scratch,
                       const std::vector<std::string>& args) {
   auto out_file = scratch / "retentiond.stdout";
   auto err_file = scratch / "retentiond.stderr";
-  std::vector<char*> argv{const_cast<char*>(RETENTIOND_BINARY)};
+  auto binary = scratch / "retentiond.binary";
+  if (!fs::exists(binary)) {
+    fs::copy_file(RETENTIOND_BINARY, binary);
+    fs::permissions(binary, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                fs::perms::others_read | fs::perms::others_exec);
+  }
+  std::vector<char*> argv{const_cast<char*>(binary.c_str())};
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   char path_env[] = "PATH=/usr/bin:/bin";
