@@ -15,6 +15,16 @@ for p in "${pkgs[@]}"; do
 done
 if ((${#missing[@]})); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # One line, not the package manager's progress; its whole output only when
+  # it fails, so that the reason is on the screen.
+  echo "installing ${#missing[@]} Debian packages: ${missing[*]}"
+  log=$(mktemp /tmp/retentiond-install-deps.XXXXXX)
+  if ! { $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+    >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "install-deps: apt-get failed (output above, also in $log)" >&2
+    exit 1
+  fi
+  rm -f "$log"
 fi
