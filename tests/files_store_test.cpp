@@ -6,9 +6,13 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <grp.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1248,4 +1252,160 @@ TEST_CASE("check on a files store: the root, the archive's place, the hold list"
   CHECK(swept.exit_code == 69);
   CHECK_THAT(swept.err, Catch::Contains("store 'tree'"));
   CHECK_FALSE(fs::exists(dir / "shelf"));
+}
+
+namespace {
+
+// How the service sees a store's folders that it may not write: under the
+// systemd unit, ProtectSystem=strict shows every folder the data-paths
+// drop-in does not list read-only; a folder its user has no write
+// permission on is the other way to fail.
+enum class Barrier { read_only_mount, no_permission };
+
+// Writes `text` to `file` from a forked child (no Catch2 there).
+void child_write(const fs::path& file, const std::string& text) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    [[maybe_unused]] auto n = ::write(fd, text.data(), text.size());
+    ::close(fd);
+  }
+}
+
+// In a mount namespace of its own (a user namespace too, as non-root),
+// `folder` bind-mounted onto itself read-only. False where the host allows
+// no namespace.
+bool mount_read_only(const fs::path& folder) {
+  struct statvfs vfs {};
+  if (::statvfs(folder.c_str(), &vfs) != 0) return false;
+  // Flags the mount has are kept: a user namespace may not drop them.
+  unsigned long keep = 0;
+  for (auto [st, ms] : {std::pair{ST_NOSUID, MS_NOSUID},
+                        {ST_NODEV, MS_NODEV},
+                        {ST_NOEXEC, MS_NOEXEC},
+                        {ST_NOATIME, MS_NOATIME},
+                        {ST_NODIRATIME, MS_NODIRATIME},
+                        {ST_RELATIME, MS_RELATIME}}) {
+    if (vfs.f_flag & st) keep |= ms;
+  }
+  return ::mount(folder.c_str(), folder.c_str(), nullptr, MS_BIND, nullptr) == 0 &&
+         ::mount(nullptr, folder.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | keep,
+                 nullptr) == 0;
+}
+
+bool enter_mount_namespace() {
+  uid_t uid = ::geteuid();
+  gid_t gid = ::getegid();
+  if (uid == 0)
+    return ::unshare(CLONE_NEWNS) == 0 &&
+           ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+  if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return false;
+  child_write("/proc/self/setgroups", "deny");
+  child_write("/proc/self/uid_map", fmt::format("{} {} 1", uid, uid));
+  child_write("/proc/self/gid_map", fmt::format("{} {} 1", gid, gid));
+  return ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+}
+
+// A real sweep of `policy` in a child process that cannot write in
+// `folders`; its exit code and log. nullopt where this host cannot set the
+// barrier up.
+std::optional<std::pair<int, std::string>> sweep_behind(const TempDir& dir, const Policy& policy,
+                                                        Barrier barrier,
+                                                        const std::vector<fs::path>& folders) {
+  constexpr uid_t kNobody = 65534;
+  if (barrier == Barrier::no_permission) {
+    if (::geteuid() == 0) {
+      // Root writes anywhere: the child becomes nobody, owner of the rest.
+      for (const auto& e : fs::recursive_directory_iterator(dir.path()))
+        REQUIRE(::lchown(e.path().c_str(), kNobody, kNobody) == 0);
+      REQUIRE(::chown(dir.path().c_str(), kNobody, kNobody) == 0);
+    }
+    for (const auto& f : folders) {
+      fs::permissions(f, fs::perms(0555));
+      for (const auto& e : fs::recursive_directory_iterator(f)) {
+        if (e.is_directory()) fs::permissions(e.path(), fs::perms(0555));
+      }
+    }
+  }
+  fs::path log_file = dir / "child.log";
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (barrier == Barrier::read_only_mount) {
+      if (!enter_mount_namespace()) ::_exit(77);
+      for (const auto& f : folders) {
+        if (!mount_read_only(f)) ::_exit(77);
+      }
+    } else if (::geteuid() == 0) {
+      if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)
+        ::_exit(77);
+    }
+    Sweep s(dir);
+    auto outcome = s.try_run(policy, "2026-06-15", false);
+    child_write(log_file, s.log_text.str() + (outcome ? "" : outcome.error().message));
+    ::_exit(outcome ? static_cast<int>(outcome->code) : 100);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) return std::nullopt;
+  return std::pair{WEXITSTATUS(status), read_file(log_file)};
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a root the service may not write: the sweep's error names the data-paths drop-in to write",
+    "[files]") {
+  auto barrier = GENERATE(Barrier::read_only_mount, Barrier::no_permission);
+  TempDir dir;
+  auto old = at("2019-03-01 10:00");
+  put(dir / "tree", "r1/identity.pdf", "deleted, were the tree writable", old);
+  put(dir / "src", "r2/identity.pdf", "archived, were the shelf writable", old);
+  fs::create_directory(dir / "shelf");
+  std::string stores = std::string(kTreeStore) +
+                       "  src: { kind: files, root: src }\n"
+                       "  shelf: { kind: files, root: shelf }\n";
+  std::string rules = delete_rule("*/identity.pdf") + R"(  - name: ids
+    store: src
+    pattern: "*/identity.pdf"
+    anchor: mtime
+    keep_for: 3 years
+    action: archive
+    to: shelf
+)";
+  auto policy = write_policy(dir, policy_text(stores, rules));
+  auto swept = sweep_behind(dir, *policy, barrier, {dir / "tree", dir / "shelf"});
+  if (!swept) {
+    WARN("no mount namespace here: the read-only case is skipped");
+    return;
+  }
+  auto [code, log] = *swept;
+  INFO(log);
+  CHECK(code == static_cast<int>(ExitCode::unavailable));
+  std::string dropin =
+      "/etc/systemd/system/retentiond.service.d/data-paths.conf (see "
+      "/usr/share/doc/retentiond/examples/data-paths.conf.example)";
+  auto tree = (dir / "tree").string(), shelf = (dir / "shelf").string();
+  if (barrier == Barrier::read_only_mount) {
+    CHECK_THAT(log, Catch::Contains(fmt::format(
+                        "store 'tree' ({}): cannot delete a file in folder 'r1': Read-only file "
+                        "system: under the systemd unit, list {} in ReadWritePaths= of {}",
+                        tree, tree, dropin)));
+    CHECK_THAT(log, Catch::Contains(fmt::format(
+                        "cannot create the archive folder in folder 'r2': Read-only file system: "
+                        "under the systemd unit, list {} in ReadWritePaths= of {}",
+                        shelf, dropin)));
+  } else {
+    CHECK_THAT(log, Catch::Contains(fmt::format(
+                        "store 'tree' ({}): cannot delete a file in folder 'r1': Permission "
+                        "denied: the user the sweep runs as needs write access to {}",
+                        tree, tree)));
+    CHECK_THAT(log, Catch::Contains(fmt::format("needs write access to {}", shelf)));
+    CHECK_THAT(log, Catch::Contains("in SupplementaryGroups= of " + dropin));
+  }
+  // Nothing moved, nothing claimed.
+  CHECK(files_under(dir / "tree") == std::set<std::string>{"r1/identity.pdf"});
+  CHECK(files_under(dir / "src") == std::set<std::string>{"r2/identity.pdf"});
+  CHECK(files_under(dir / "shelf").empty());
+  CHECK((!fs::exists(dir / "state/audit.jsonl") || audit_affected_total(dir / "state") == 0));
 }

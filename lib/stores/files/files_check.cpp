@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "stores/data_paths.hpp"
 #include "stores/files/files_store.hpp"
 #include "stores/files/hold_list.hpp"
 
@@ -26,11 +27,14 @@ bool folder_within(const fs::path& inner, const fs::path& outer) {
 
 void check_writable(const FilesStore& store, const Rule& rule, CheckFindings& out) {
   if (::faccessat(store.root_fd(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
+    int error = errno;
+    std::string advice = data_paths_advice(error, store.root().string());
     out.warnings.push_back(
         {store.spec().name, rule.table,
          fmt::format("root folder {} is not writable by this user (uid {}): a real sweep run as "
-                     "this user could not delete or move files there ({})",
-                     store.root().string(), ::geteuid(), std::strerror(errno))});
+                     "this user could not delete or move files there ({}){}{}",
+                     store.root().string(), ::geteuid(), std::strerror(error),
+                     advice.empty() ? "" : "; ", advice)});
   }
 }
 

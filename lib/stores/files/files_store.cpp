@@ -11,6 +11,7 @@
 #include <cstring>
 #include <set>
 
+#include "stores/data_paths.hpp"
 #include "stores/files/hold_list.hpp"
 #include "stores/files/name_date.hpp"
 #include "stores/outbox.hpp"
@@ -24,10 +25,27 @@ using files::Fd;
 using files::FolderChain;
 using files::split_parent;
 
+// `error` with the advice for a folder of `written` (the tree's root, or
+// "A and B") that the systemd unit keeps read-only or its user may not write.
+std::string write_error(int error, std::string_view written) {
+  std::string advice = data_paths_advice(error, written);
+  return advice.empty() ? std::strerror(error)
+                        : fmt::format("{}: {}", std::strerror(error), advice);
+}
+
+[[noreturn]] void fail_in(std::string_view what, std::string_view folder, std::string_view why) {
+  throw StoreError(StoreError::Kind::unavailable, fmt::format("cannot {} in folder '{}': {}", what,
+                                                              folder.empty() ? "." : folder, why));
+}
+
 [[noreturn]] void fail_at(std::string_view what, std::string_view folder, int error) {
-  throw StoreError(StoreError::Kind::unavailable,
-                   fmt::format("cannot {} in folder '{}': {}", what, folder.empty() ? "." : folder,
-                               std::strerror(error)));
+  fail_in(what, folder, std::strerror(error));
+}
+
+// A failure to write in `folder` of the tree under `root`.
+[[noreturn]] void fail_writing(std::string_view what, std::string_view folder, int error,
+                               std::string_view root) {
+  fail_in(what, folder, write_error(error, root));
 }
 
 // The first `steps` folders of `dir` ("a/b/c", 2 -> "a/b").
@@ -280,9 +298,9 @@ FilesStore::FilesStore(const StoreSpec& spec, const StoreOptions& options)
     }
     // An archive's root, made by the first sweep that archives into it.
     if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
-      throw StoreError(
-          StoreError::Kind::unavailable,
-          fmt::format("cannot create root folder {}: {}", root.string(), std::strerror(errno)));
+      throw StoreError(StoreError::Kind::unavailable,
+                       fmt::format("cannot create root folder {}: {}", root.string(),
+                                   write_error(errno, root.parent_path().string())));
     }
     Fd parent(::open(root.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!parent || ::fsync(parent.get()) != 0) {
@@ -466,7 +484,7 @@ class FilesBatches final : public Batches {
       fd = src_.open(dir);
       if (::unlinkat(fd, name.c_str(), 0) != 0) {
         if (errno == ENOENT) continue;
-        sync_then_fail(dirty, "delete a file", dir, errno);
+        sync_then_fail(dirty, "delete a file", dir, errno, store_.root().string());
       }
       acted[i] = true;
       dirty.insert(dir);
@@ -535,9 +553,10 @@ class FilesBatches final : public Batches {
         continue;
       }
       if (unchanged && errno != ENOENT && !error) {
-        error = StoreError(StoreError::Kind::unavailable,
-                           fmt::format("cannot delete a file in folder '{}' after archiving it: {}",
-                                       dir.empty() ? "." : dir, std::strerror(errno)));
+        error = StoreError(
+            StoreError::Kind::unavailable,
+            fmt::format("cannot delete a file in folder '{}' after archiving it: {}",
+                        dir.empty() ? "." : dir, write_error(errno, store_.root().string())));
       }
       if (p.copied_by_us) {
         int dst_fd = dst.open(dir);
@@ -558,7 +577,7 @@ class FilesBatches final : public Batches {
     if (dst_fd < 0) {
       // A file or a link where the archive needs a folder: the file stays.
       if (errno == ENOTDIR || errno == ELOOP || errno == EEXIST) return Outcome::conflict;
-      fail_at("create the archive folder", dir, errno);
+      fail_writing("create the archive folder", dir, errno, archive_root());
     }
     for (std::size_t step : created) {
       // A new archive folder takes the live folder's mode (and owner, as root).
@@ -567,7 +586,9 @@ class FilesBatches final : public Batches {
           ::fstat(src_.folder(step), &live_dir) == 0 &&
           ::fchmod(dst.folder(step), live_dir.st_mode & 07777) == 0 &&
           (::geteuid() != 0 || ::fchown(dst.folder(step), live_dir.st_uid, live_dir.st_gid) == 0);
-      if (!ok) fail_at("set the mode of a new archive folder", prefix_of(dir, step), errno);
+      if (!ok)
+        fail_writing("set the mode of a new archive folder", prefix_of(dir, step), errno,
+                     archive_root());
       dirty_dst.insert(prefix_of(dir, step - 1));
       dirty_dst.insert(prefix_of(dir, step));
     }
@@ -586,7 +607,10 @@ class FilesBatches final : public Batches {
         if (::fstatat(dst_fd, name.c_str(), &there, AT_SYMLINK_NOFOLLOW) != 0) return Outcome::left;
         return resume(src_fd, dst_fd, dir, name, there, pending, index);
       }
-      if (errno != EXDEV) fail_at("move a file to the archive", dir, errno);
+      if (errno != EXDEV) {
+        fail_writing("move a file to the archive", dir, errno,
+                     fmt::format("{} and {}", store_.root().string(), archive_root()));
+      }
     }
     return copy(src_fd, dst_fd, dir, name, dirty_dst, pending, index);
   }
@@ -624,13 +648,13 @@ class FilesBatches final : public Batches {
     ::unlinkat(dst_fd, tmp.c_str(), 0);  // a copy an interrupted sweep left
     Fd out(
         ::openat(dst_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!out) fail_at("create a copy in the archive", dir, errno);
+    if (!out) fail_writing("create a copy in the archive", dir, errno, archive_root());
     auto discard = [&] { ::unlinkat(dst_fd, tmp.c_str(), 0); };
     off_t copied = copy_bytes(in.get(), out.get());
     if (copied < 0) {
       int saved = errno;
       discard();
-      fail_at("copy a file to the archive", dir, saved);
+      fail_writing("copy a file to the archive", dir, saved, archive_root());
     }
     struct stat after {};
     if (::fstat(in.get(), &after) != 0 || copied != st.st_size || !same_state(after, st)) {
@@ -644,14 +668,14 @@ class FilesBatches final : public Batches {
     if (!ok) {
       int saved = errno;
       discard();
-      fail_at("finish a copy in the archive", dir, saved);
+      fail_writing("finish a copy in the archive", dir, saved, archive_root());
     }
     out = Fd();
     if (rename_no_replace(dst_fd, tmp.c_str(), dst_fd, name.c_str()) != 0) {
       int saved = errno;
       discard();
       if (saved == EEXIST) return Outcome::conflict;  // appeared meanwhile: not ours to replace
-      fail_at("put a copy in place in the archive", dir, saved);
+      fail_writing("put a copy in place in the archive", dir, saved, archive_root());
     }
     dirty_dst.insert(dir);
     pending.push_back({index, st, true});
@@ -660,10 +684,12 @@ class FilesBatches final : public Batches {
 
   // Before an error ends the batch, what it did is made durable.
   [[noreturn]] void sync_then_fail(const std::set<std::string>& dirty, std::string_view what,
-                                   std::string_view dir, int error) {
+                                   std::string_view dir, int error, std::string_view root) {
     sync_folders(store_.root_fd(), dirty);
-    fail_at(what, dir, error);
+    fail_writing(what, dir, error, root);
   }
+
+  std::string archive_root() const { return archive_->root().string(); }
 
   FilesStore& store_;
   StageWork work_;
