@@ -11,9 +11,7 @@ here=$(dirname "$(realpath "$0")")
 work=$(mktemp -d /tmp/retentiond-deb.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-cmake --build "$build" --target retentiond man changelog >/dev/null
-(cd "$build" && cpack -G DEB -B "$work/pkg" >/dev/null)
-deb=$(ls "$work"/pkg/retentiond_*.deb)
+deb=$("$here/build_deb.sh" "$build" "$work/pkg")
 echo "built $(basename "$deb")"
 
 echo "== lintian"
@@ -21,30 +19,7 @@ lintian --fail-on error,warning --suppress-tags-from-file "$here/lintian-suppres
 if grep -E '^(E|W):' "$work/lintian.txt"; then echo "lintian is not clean"; exit 1; fi
 
 command -v systemd-nspawn >/dev/null || { echo "systemd-nspawn missing: install systemd-container"; exit 1; }
-mkdir -p "$work/units" "$work/drv" "$work/out"
+mkdir -p "$work/drv"
 cp "$deb" "$work/drv/retentiond.deb"
 cp "$here/deb_driver.sh" "$work/drv/driver.sh"
-cat > "$work/units/rtest.target" <<'UNIT'
-[Unit]
-Description=retentiond package test
-Requires=basic.target rtest.service
-After=basic.target rtest.service
-UNIT
-cat > "$work/units/rtest.service" <<'UNIT'
-[Unit]
-Description=retentiond package test driver
-After=basic.target
-[Service]
-Type=oneshot
-ExecStart=/bin/bash /run/drv/driver.sh
-ExecStopPost=/bin/systemctl poweroff --no-block
-StandardOutput=append:/run/out/driver.log
-StandardError=append:/run/out/driver.log
-UNIT
-timeout 300 systemd-nspawn -D / --volatile=yes --overlay=/usr::/usr --overlay=/etc::/etc --overlay=/var::/var \
-  --register=no --keep-unit --quiet \
-  --bind-ro="$work/units:/run/systemd/system" --bind-ro="$work/drv:/run/drv" --bind="$work/out:/run/out" \
-  -b systemd.unit=rtest.target systemd.firstboot=off >"$work/boot.log" 2>&1 || true
-echo "== inside the container"
-cat "$work/out/driver.log" 2>/dev/null || { echo "the driver did not run"; tail -30 "$work/boot.log"; exit 1; }
-grep -q '^RESULT: PASS$' "$work/out/driver.log"
+"$here/../systemd/boot_container.sh" "$work" "retentiond package test" 300 --usr

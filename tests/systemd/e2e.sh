@@ -19,7 +19,7 @@ fi
 
 work=$(mktemp -d /tmp/retentiond-e2e.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/units/retentiond.service.d" "$work/drv" "$work/bin" "$work/out"
+mkdir -p "$work/units/retentiond.service.d" "$work/drv" "$work/bin"
 cp "$binary" "$work/bin/retentiond"
 cp "$src/tests/systemd/e2e_driver.sh" "$work/drv/driver.sh"
 
@@ -34,36 +34,5 @@ grep -q '^ReadWritePaths=/srv/rtest$' "$work/units/retentiond.service.d/data-pat
 # A short watchdog, so that the driver sees the pings keep the service alive.
 printf '[Service]\nWatchdogSec=2s\n' > "$work/units/retentiond.service.d/rtest-watchdog.conf"
 
-cat > "$work/units/rtest.target" <<'UNIT'
-[Unit]
-Description=retentiond end-to-end test
-Requires=basic.target rtest.service
-After=basic.target rtest.service
-UNIT
-cat > "$work/units/rtest.service" <<'UNIT'
-[Unit]
-Description=retentiond end-to-end test driver
-After=basic.target
-[Service]
-Type=oneshot
-ExecStart=/bin/bash /run/drv/driver.sh
-ExecStopPost=/bin/systemctl poweroff --no-block
-StandardOutput=append:/run/out/driver.log
-StandardError=append:/run/out/driver.log
-TimeoutStartSec=240
-UNIT
-
-status=0
-timeout 300 systemd-nspawn -D / --volatile=yes --overlay=/etc::/etc --overlay=/var::/var \
-  --register=no --keep-unit --quiet \
-  --bind-ro="$work/units:/run/systemd/system" --bind-ro="$work/drv:/run/drv" \
-  --bind-ro="$work/bin:/opt/retentiond" --bind="$work/out:/run/out" \
-  -b systemd.unit=rtest.target systemd.firstboot=off >"$work/boot.log" 2>&1 || status=$?
-echo "== inside the container"
-if [ ! -s "$work/out/driver.log" ]; then
-  echo "FAIL: the driver did not run (systemd-nspawn exited $status)"
-  tail -40 "$work/boot.log"
-  exit 1
-fi
-cat "$work/out/driver.log"
-grep -q '^RESULT: PASS$' "$work/out/driver.log"
+"$src/tests/systemd/boot_container.sh" "$work" "retentiond end-to-end test" 300 \
+  --bind-ro="$work/bin:/opt/retentiond"
