@@ -1,10 +1,17 @@
 #include "store_fixture.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include "sweep_support.hpp"
+#include "time/anchor.hpp"
+#include "util/digest.hpp"
 
 namespace retentiond::test {
 
@@ -43,6 +50,75 @@ std::vector<std::string> sqlite_column(const fs::path& file, std::string_view sq
   return out;
 }
 
+// The modification time given to a files record whose day is in its name:
+// any time would do; its access time, a month earlier, is one that reading
+// the file would move (relatime), so that a dump shows any read.
+const std::chrono::sys_seconds kNamedRecordTime{date::sys_days{date::year{2001} / 2 / 3}};
+constexpr auto kAccessBefore = std::chrono::days{30};
+
+std::int64_t nanoseconds(const struct timespec& t) {
+  return t.tv_sec * std::int64_t{1'000'000'000} + t.tv_nsec;
+}
+
+// Writes `file` (folders made) with `content`, mode 0640, and its times.
+void write_record_file(const fs::path& file, std::string_view content,
+                       std::chrono::sys_seconds mtime) {
+  fs::create_directories(file.parent_path());
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + file.string());
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ok = ::fchmod(fd, 0640) == 0 && ok;
+  struct timespec times[2]{};
+  times[0].tv_sec = (mtime - kAccessBefore).time_since_epoch().count();
+  times[1].tv_sec = mtime.time_since_epoch().count();
+  ok = ::futimens(fd, times) == 0 && ok;
+  ::close(fd);
+  if (!ok) throw std::runtime_error("cannot write " + file.string());
+}
+
+// The bytes of a file, read without moving its access time (O_NOATIME:
+// the tests run as the files' owner).
+std::string read_without_atime(const fs::path& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + file.string());
+  std::string out;
+  char buffer[1 << 14];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof buffer)) > 0) out.append(buffer, static_cast<size_t>(n));
+  ::close(fd);
+  if (n < 0) throw std::runtime_error("cannot read " + file.string());
+  return out;
+}
+
+// Every entry under `root`, in path order, one line each.
+std::string dump_tree(const fs::path& root) {
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::recursive_directory_iterator(root)) entries.push_back(e.path());
+  std::sort(entries.begin(), entries.end());
+  std::string out;
+  for (const auto& path : entries) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0)
+      throw std::system_error(errno, std::generic_category(), "lstat " + path.string());
+    std::string rel = fs::relative(path, root).string();
+    // A folder's access time is not in it: listing a folder may move it.
+    out += fmt::format("{} mode {:o} ino {} mtime {} ctime {}", rel, st.st_mode, st.st_ino,
+                       nanoseconds(st.st_mtim), nanoseconds(st.st_ctim));
+    if (S_ISREG(st.st_mode)) {
+      out += fmt::format(" size {} atime {} sha256 {}", st.st_size, nanoseconds(st.st_atim),
+                         sha256_hex(read_without_atime(path)));
+    } else if (S_ISLNK(st.st_mode)) {
+      out += " -> " + fs::read_symlink(path).string();
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+std::string record_content(const Record& r) {
+  return r.content.empty() ? "record " + r.key : r.content;
+}
+
 }  // namespace
 
 std::string sql_literal(std::string_view text) {
@@ -56,6 +132,7 @@ std::string sql_literal(std::string_view text) {
 
 std::string Variant::name() const {
   if (kind == StoreKind::sqlite) return "sqlite";
+  if (kind == StoreKind::files) return "files";
   return archive_in_other_database ? "postgresql-other-database" : "postgresql";
 }
 
@@ -77,7 +154,9 @@ void TestStores::add(const std::string& name, Role role) {
     other_database_ = std::make_unique<TestDatabase>();
   }
   if (role == Role::live) {
-    if (kind() == StoreKind::sqlite) {
+    if (is_files()) {
+      fs::create_directories(root(name));
+    } else if (kind() == StoreKind::sqlite) {
       retentiond::test::exec(file(name), "SELECT 1");
     } else {
       auto place = pg(name);
@@ -87,6 +166,15 @@ void TestStores::add(const std::string& name, Role role) {
 }
 
 fs::path TestStores::file(const std::string& name) const { return dir_ / (name + ".db"); }
+
+fs::path TestStores::root(const std::string& name) const {
+  if (!roles_.count(name)) throw std::logic_error("no such store: " + name);
+  return dir_ / name;
+}
+
+void TestStores::sql_only(std::string_view what) const {
+  if (is_files()) throw std::logic_error(std::string(what) + " on a files store: tables only");
+}
 
 TestStores::PgPlace TestStores::pg(const std::string& name) const {
   auto it = roles_.find(name);
@@ -98,6 +186,7 @@ TestStores::PgPlace TestStores::pg(const std::string& name) const {
 std::string TestStores::store_yaml(const std::string& name) const {
   if (!roles_.count(name)) throw std::logic_error("no such store: " + name);
   if (kind() == StoreKind::sqlite) return fmt::format("{{ kind: sqlite, path: {}.db }}", name);
+  if (is_files()) return fmt::format("{{ kind: files, root: {} }}", name);
   auto place = pg(name);
   return fmt::format("{{ kind: postgresql, dsn: {}, schema: {} }}",
                      yaml_string(place.database->dsn()), place.schema);
@@ -118,6 +207,7 @@ std::shared_ptr<const Policy> TestStores::policy(std::string_view rules, int bat
 }
 
 void TestStores::exec(const std::string& name, std::string_view sql) const {
+  sql_only("exec");
   if (kind() == StoreKind::sqlite) {
     retentiond::test::exec(file(name), sql);
     return;
@@ -130,6 +220,7 @@ void TestStores::exec(const std::string& name, std::string_view sql) const {
 
 std::vector<std::string> TestStores::query_column(const std::string& name,
                                                   std::string_view sql) const {
+  sql_only("query_column");
   if (kind() == StoreKind::sqlite) return sqlite_column(file(name), sql);
   auto place = pg(name);
   place.database->exec("SET search_path TO " + quote_identifier(place.schema));
@@ -137,6 +228,7 @@ std::vector<std::string> TestStores::query_column(const std::string& name,
 }
 
 std::int64_t TestStores::query_int(const std::string& name, std::string_view sql) const {
+  sql_only("query_int");
   if (kind() == StoreKind::sqlite) {
     auto column = sqlite_column(file(name), sql);
     if (column.size() != 1) throw std::runtime_error("not one row: " + std::string(sql));
@@ -153,6 +245,7 @@ std::set<std::string> TestStores::query_set(const std::string& name, std::string
 }
 
 bool TestStores::table_exists(const std::string& name, const std::string& table) const {
+  sql_only("table_exists");
   if (kind() == StoreKind::sqlite) {
     if (!fs::exists(file(name))) return false;
     return !sqlite_column(file(name), fmt::format("SELECT name FROM sqlite_schema WHERE type = "
@@ -168,6 +261,7 @@ bool TestStores::table_exists(const std::string& name, const std::string& table)
 
 std::vector<std::string> TestStores::columns(const std::string& name,
                                              const std::string& table) const {
+  sql_only("columns");
   if (kind() == StoreKind::sqlite) {
     return sqlite_column(
         file(name),
@@ -182,6 +276,7 @@ std::vector<std::string> TestStores::columns(const std::string& name,
 }
 
 void TestStores::analyze(const std::string& name) const {
+  sql_only("analyze");
   if (kind() == StoreKind::sqlite) {
     retentiond::test::exec(file(name), "ANALYZE");
     return;
@@ -195,6 +290,7 @@ void TestStores::analyze(const std::string& name) const {
 }
 
 std::string TestStores::dump(const std::string& name) const {
+  if (is_files()) return fs::exists(root(name)) ? dump_tree(root(name)) : "";
   if (kind() == StoreKind::sqlite) {
     if (!fs::exists(file(name))) return "";
     return retentiond::test::dump(file(name));
@@ -216,12 +312,21 @@ std::string TestStores::dump(const std::string& name) const {
   return out + place.database->dump(place.schema);
 }
 
+std::vector<std::optional<std::string>> TestStores::undated_anchors() const {
+  if (kind() == StoreKind::sqlite) return {std::nullopt, "", "garbage", "2015-02-30"};
+  if (is_files()) return {std::nullopt, "2015-02-30", "20150230", "2015-13-01"};
+  return {std::nullopt, "infinity", "-infinity"};
+}
+
 std::vector<std::string> TestStores::undated_values() const {
-  if (kind() == StoreKind::sqlite) return {"NULL", "''", "'garbage'", "'2015-02-30'"};
-  return {"NULL", "'infinity'", "'-infinity'"};
+  sql_only("undated_values");
+  std::vector<std::string> out;
+  for (const auto& a : undated_anchors()) out.push_back(a ? sql_literal(*a) : "NULL");
+  return out;
 }
 
 std::vector<InstantAnchor> TestStores::instant_anchors() const {
+  if (is_files()) return {{"modification time", "", ""}};
   std::vector<InstantAnchor> out{{"text (anchor_format datetime)", "TEXT", "datetime"}};
   if (kind() == StoreKind::postgresql) {
     out.push_back({"timestamptz", "timestamptz", ""});
@@ -244,6 +349,134 @@ std::string TestStores::day_plus_sql(std::string_view base, std::string_view day
   if (kind() == StoreKind::sqlite)
     return fmt::format("date({}, printf('+%d days', {}))", sql_literal(base), days);
   return fmt::format("(DATE {} + ({}))", sql_literal(base), days);
+}
+
+// --- Records.
+
+namespace {
+
+// The file of a record, relative to the root.
+fs::path record_path(const RecordSet& set, const Record& r) {
+  if (set.instant) return fs::path(set.name) / r.key / "record.rec";
+  return fs::path(set.name) / r.key / ((r.anchor ? *r.anchor : std::string("undated")) + ".rec");
+}
+
+std::string anchor_column_type(const RecordSet& set) {
+  return set.instant ? set.instant->column_type : "DATE";
+}
+
+}  // namespace
+
+void TestStores::put(const std::string& name, const RecordSet& set,
+                     const std::vector<Record>& records) const {
+  bool live = roles_.at(name) == Role::live;
+  for (const auto& r : records) {
+    if (r.held && !live)
+      throw std::logic_error("record " + r.key + " held in archive store " + name);
+  }
+  if (is_files()) {
+    for (const auto& r : records) {
+      std::chrono::sys_seconds mtime = kNamedRecordTime;
+      if (set.instant) {
+        auto instant = r.anchor ? parse_datetime_text(*r.anchor) : std::nullopt;
+        if (!instant) throw std::logic_error("a file's modification time must be an instant");
+        mtime = *instant;
+      }
+      write_record_file(root(name) / record_path(set, r), record_content(r), mtime);
+      if (r.held) set_held(name, set, r.key, true);
+    }
+    return;
+  }
+  std::string sql = fmt::format(
+      "CREATE TABLE IF NOT EXISTS {} (id TEXT PRIMARY KEY, content TEXT, "
+      "at {})",
+      set.name, anchor_column_type(set));
+  if (live) sql += fmt::format(";\nCREATE TABLE IF NOT EXISTS {}_holds (id TEXT)", set.name);
+  for (const auto& r : records) {
+    sql += fmt::format(";\nINSERT INTO {} VALUES ({}, {}, {})", set.name, sql_literal(r.key),
+                       sql_literal(record_content(r)), r.anchor ? sql_literal(*r.anchor) : "NULL");
+    if (r.held)
+      sql += fmt::format(";\nINSERT INTO {}_holds VALUES ({})", set.name, sql_literal(r.key));
+  }
+  exec(name, sql);
+}
+
+void TestStores::set_held(const std::string& name, const RecordSet& set, const std::string& key,
+                          bool held) const {
+  if (roles_.at(name) != Role::live) throw std::logic_error("holds are the live store's");
+  if (is_files()) {
+    fs::path hold = root(name) / set.name / key / ".hold";
+    if (held) {
+      fs::create_directories(hold.parent_path());
+      write_record_file(hold, "", kNamedRecordTime);
+    } else {
+      fs::remove(hold);
+    }
+    return;
+  }
+  exec(name, held ? fmt::format("INSERT INTO {}_holds VALUES ({})", set.name, sql_literal(key))
+                  : fmt::format("DELETE FROM {}_holds WHERE id = {}", set.name, sql_literal(key)));
+}
+
+std::map<std::string, std::string> TestStores::records(const std::string& name,
+                                                       const RecordSet& set) const {
+  std::map<std::string, std::string> out;
+  auto add = [&](const std::string& key, std::string text) {
+    if (!out.emplace(key, std::move(text)).second)
+      throw std::runtime_error("record " + key + " twice in store " + name);
+  };
+  if (is_files()) {
+    fs::path folder = root(name) / set.name;
+    if (!fs::is_directory(folder)) return out;
+    for (const auto& record_dir : fs::directory_iterator(folder)) {
+      if (!record_dir.is_directory() || record_dir.is_symlink()) continue;
+      for (const auto& f : fs::directory_iterator(record_dir.path())) {
+        if (f.is_symlink() || !f.is_regular_file() || f.path().extension() != ".rec") continue;
+        struct stat st {};
+        if (::lstat(f.path().c_str(), &st) != 0)
+          throw std::system_error(errno, std::generic_category(), "lstat " + f.path().string());
+        add(record_dir.path().filename().string(),
+            fmt::format("{}|mode {:o}|mtime {}|{}", f.path().filename().string(),
+                        st.st_mode & 07777, nanoseconds(st.st_mtim), read_without_atime(f.path())));
+      }
+    }
+    return out;
+  }
+  if (!table_exists(name, set.name)) return out;
+  for (const auto& row : query_column(
+           name, fmt::format("SELECT id || '|' || COALESCE(CAST(at AS TEXT), '<null>') || '|' || "
+                             "content FROM {}",
+                             set.name))) {
+    auto bar = row.find('|');
+    add(row.substr(0, bar), row.substr(bar + 1));
+  }
+  return out;
+}
+
+std::set<std::string> TestStores::keys(const std::string& name, const RecordSet& set) const {
+  std::set<std::string> out;
+  for (const auto& [key, text] : records(name, set)) out.insert(key);
+  return out;
+}
+
+std::string TestStores::report_table(const RecordSet& set) const {
+  return is_files() ? set.name + "/*/*.rec" : set.name;
+}
+
+std::string TestStores::rule_yaml(const std::string& name, const RecordSet& set) const {
+  if (!roles_.count(name)) throw std::logic_error("no such store: " + name);
+  if (is_files()) {
+    return fmt::format(
+        "    store: {}\n    pattern: \"{}\"\n    anchor: {}\n    hold: {{ file: .hold }}\n", name,
+        report_table(set), set.instant ? "mtime" : "name");
+  }
+  std::string format;
+  if (set.instant && !set.instant->anchor_format.empty())
+    format = fmt::format("    anchor_format: {}\n", set.instant->anchor_format);
+  return fmt::format(
+      "    store: {0}\n    table: {1}\n    key: id\n    anchor: at\n{2}    hold: {{ table: "
+      "{1}_holds, key: id }}\n",
+      name, set.name, format);
 }
 
 }  // namespace retentiond::test
