@@ -132,7 +132,7 @@ std::string sql_literal(std::string_view text) {
 
 std::string Variant::name() const {
   if (kind == StoreKind::sqlite) return "sqlite";
-  if (kind == StoreKind::files) return "files";
+  if (kind == StoreKind::files) return hold_list ? "files-hold-list" : "files";
   return archive_in_other_database ? "postgresql-other-database" : "postgresql";
 }
 
@@ -156,6 +156,8 @@ void TestStores::add(const std::string& name, Role role) {
   if (role == Role::live) {
     if (is_files()) {
       fs::create_directories(root(name));
+      // A list that cannot be read ends the rule: an empty one holds nothing.
+      if (variant_.hold_list) dir_.write(hold_list(name).filename().string(), "");
     } else if (kind() == StoreKind::sqlite) {
       retentiond::test::exec(file(name), "SELECT 1");
     } else {
@@ -170,6 +172,10 @@ fs::path TestStores::file(const std::string& name) const { return dir_ / (name +
 fs::path TestStores::root(const std::string& name) const {
   if (!roles_.count(name)) throw std::logic_error("no such store: " + name);
   return dir_ / name;
+}
+
+fs::path TestStores::hold_list(const std::string& name) const {
+  return dir_ / (name + ".holds.txt");
 }
 
 void TestStores::sql_only(std::string_view what) const {
@@ -404,6 +410,16 @@ void TestStores::put(const std::string& name, const RecordSet& set,
 void TestStores::set_held(const std::string& name, const RecordSet& set, const std::string& key,
                           bool held) const {
   if (roles_.at(name) != Role::live) throw std::logic_error("holds are the live store's");
+  if (is_files() && variant_.hold_list) {
+    // A listed folder holds everything below it.
+    // Lines are whole: "\n" before each, so that c1 is not found in c10.
+    std::string line = "\n" + set.name + "/" + key, list = "\n" + read_file(hold_list(name));
+    auto at = list.find(line + "\n");
+    if (held && at == std::string::npos) list += line.substr(1) + "\n";
+    if (!held && at != std::string::npos) list.erase(at, line.size());
+    dir_.write(hold_list(name).filename().string(), list.substr(1));
+    return;
+  }
   if (is_files()) {
     fs::path hold = root(name) / set.name / key / ".hold";
     if (held) {
@@ -466,9 +482,11 @@ std::string TestStores::report_table(const RecordSet& set) const {
 std::string TestStores::rule_yaml(const std::string& name, const RecordSet& set) const {
   if (!roles_.count(name)) throw std::logic_error("no such store: " + name);
   if (is_files()) {
-    return fmt::format(
-        "    store: {}\n    pattern: \"{}\"\n    anchor: {}\n    hold: {{ file: .hold }}\n", name,
-        report_table(set), set.instant ? "mtime" : "name");
+    return fmt::format("    store: {}\n    pattern: \"{}\"\n    anchor: {}\n    hold: {}\n", name,
+                       report_table(set), set.instant ? "mtime" : "name",
+                       variant_.hold_list
+                           ? fmt::format("{{ list: {} }}", hold_list(name).filename().string())
+                           : std::string("{ file: .hold }"));
   }
   std::string format;
   if (set.instant && !set.instant->anchor_format.empty())

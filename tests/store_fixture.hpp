@@ -18,7 +18,8 @@
 // file SET/KEY/ANCHOR.rec: its key is its folder, its day is written in its
 // name (anchor: name), or, for instants, it is SET/KEY/record.rec and its
 // modification time is the instant (anchor: mtime); a `.hold` file in its
-// folder holds it.
+// folder holds it, or in the variant with hold lists its folder SET/KEY
+// listed in NAME.holds.txt next to the policy.
 //
 // Test SQL, for what only tables have, is written once for both SQL kinds:
 // tables use INTEGER, TEXT and DATE columns (on SQLite a DATE holds
@@ -51,15 +52,19 @@ struct Variant {
   StoreKind kind = StoreKind::sqlite;
   // PostgreSQL: archive stores in a database of their own.
   bool archive_in_other_database = false;
+  // Files: records held by a hold list, not by hold files.
+  bool hold_list = false;
 
-  // "sqlite", "postgresql", "postgresql-other-database", "files"
+  // "sqlite", "postgresql", "postgresql-other-database", "files",
+  // "files-hold-list"
   std::string name() const;
 };
 
-inline constexpr Variant kSqlite{StoreKind::sqlite, false};
-inline constexpr Variant kPostgresql{StoreKind::postgresql, false};
-inline constexpr Variant kPostgresqlOtherDatabase{StoreKind::postgresql, true};
-inline constexpr Variant kFiles{StoreKind::files, false};
+inline constexpr Variant kSqlite{StoreKind::sqlite, false, false};
+inline constexpr Variant kPostgresql{StoreKind::postgresql, false, false};
+inline constexpr Variant kPostgresqlOtherDatabase{StoreKind::postgresql, true, false};
+inline constexpr Variant kFiles{StoreKind::files, false, false};
+inline constexpr Variant kFilesHoldList{StoreKind::files, false, true};
 
 enum class Role { live, archive };
 
@@ -204,6 +209,8 @@ class TestStores {
   PgPlace pg(const std::string& name) const;
   std::filesystem::path file(const std::string& name) const;
   std::filesystem::path root(const std::string& name) const;
+  // Files, hold_list: the hold list of live store `name`, beside the policy.
+  std::filesystem::path hold_list(const std::string& name) const;
   bool is_files() const { return kind() == StoreKind::files; }
   void sql_only(std::string_view what) const;
 
@@ -222,8 +229,9 @@ std::string sql_literal(std::string_view text);
 }  // namespace retentiond::test
 
 // A conformance test, registered once per variant as its own test case:
-// "conformance: TITLE (sqlite)", "... (postgresql)", "... (files)" (and for
-// archive tests "... (postgresql-other-database)"), tagged [conformance] and
+// "conformance: TITLE (sqlite)", "... (postgresql)", "... (files)",
+// "... (files-hold-list)" (and for archive tests "...
+// (postgresql-other-database)"), tagged [conformance] and
 // [sqlite], [postgresql] or [files], so that a failure names the kind and a
 // run can pick one. The body is written once, as a function of
 // `const Variant& variant`.
@@ -247,8 +255,10 @@ std::string sql_literal(std::string_view text);
   RETENTIOND_CONFORMANCE_CASE_(fn, title, tags, ::retentiond::test::kPostgresqlOtherDatabase, \
                                "postgresql-other-database", "[postgresql]")
 
-#define RETENTIOND_FILES_CASE_(fn, title, tags) \
-  RETENTIOND_CONFORMANCE_CASE_(fn, title, tags, ::retentiond::test::kFiles, "files", "[files]")
+#define RETENTIOND_FILES_CASE_(fn, title, tags)                                                 \
+  RETENTIOND_CONFORMANCE_CASE_(fn, title, tags, ::retentiond::test::kFiles, "files", "[files]") \
+  RETENTIOND_CONFORMANCE_CASE_(fn, title, tags, ::retentiond::test::kFilesHoldList,             \
+                               "files-hold-list", "[files]")
 
 #define SQL_CONFORMANCE_TEST(fn, title, tags)                 \
   static void fn(const ::retentiond::test::Variant& variant); \
