@@ -152,6 +152,7 @@ TEST_CASE("the contract's example policy loads in full", "[policy]") {
 timezone: Europe/Paris          # IANA zone
 schedule: "03:15"
 batch_size: 500
+max_transaction: 20ms
 hmac_key_file: keys/hmac.key
 
 stores:
@@ -217,6 +218,7 @@ rules:
   CHECK(p.schedule->hours == std::vector<int>{3});
   CHECK(p.schedule->minutes == std::vector<int>{15});
   CHECK(p.batch_size == 500);
+  CHECK(p.max_transaction == std::chrono::milliseconds{20});
   CHECK(p.hmac_key == kKey);
   CHECK(p.hmac_key_file == dir / "keys/hmac.key");
 
@@ -326,7 +328,9 @@ TEST_CASE("a policy without schedule, batch_size or hmac key takes the defaults"
   TempDir dir;
   const Policy p = loaded(load(dir, policy_with(kClaimsRule)));
   CHECK_FALSE(p.schedule.has_value());
-  CHECK(p.batch_size == 1000);
+  // Batches sized by time alone: 50 ms transactions, no bound on the count.
+  CHECK_FALSE(p.batch_size.has_value());
+  CHECK(p.max_transaction == std::chrono::milliseconds{50});
   CHECK(p.hmac_key.empty());
   CHECK(p.rules[0].anchor_format == AnchorFormat::date);
   CHECK(p.stores[0].path == dir / "health.db");
@@ -760,6 +764,10 @@ TEST_CASE("other mistakes are refused with their line", "[policy]") {
   }
   SECTION("a batch size of zero") {
     refused(dir, edited(good, "version: 1", "version: 1\nbatch_size: 0  # <-"), {"batch_size"});
+  }
+  SECTION("a max_transaction that is not a duration") {
+    refused(dir, edited(good, "version: 1", "version: 1\nmax_transaction: 50  # <-"),
+            {"max_transaction", "50ms"});
   }
   SECTION("a schedule that is not a time") {
     refused(dir, edited(good, "version: 1", "version: 1\nschedule: \"25:00\"  # <-"), {"25:00"});

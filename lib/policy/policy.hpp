@@ -132,7 +132,11 @@ struct Policy {
   std::string timezone;
   const date::time_zone* zone = nullptr;
   std::optional<Schedule> schedule;  // none: the daemon sweeps only on SIGUSR1
-  int batch_size = 1000;
+  // How long one write transaction (one batch) should hold the store's
+  // lock; batches are sized to it as the sweep goes (sweep/batch_pacer.hpp).
+  std::chrono::milliseconds max_transaction{50};
+  // The most records one batch may take; none: as many as fit in max_transaction.
+  std::optional<int> batch_size;
   // How long a batch waits for a lock someone else holds.
   std::chrono::milliseconds busy_timeout{5000};
   int cache_mib = 16;  // SQLite page cache per store connection

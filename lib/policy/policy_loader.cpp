@@ -30,6 +30,8 @@ namespace fs = std::filesystem;
 // would eat memory): refuse before parsing.
 constexpr std::uintmax_t kMaxPolicyBytes = 1024 * 1024;
 constexpr int kMaxBatchSize = 1'000'000;
+// Longer would lock the application out for longer than its busy timeout.
+constexpr std::chrono::milliseconds kMaxTransaction = std::chrono::minutes{1};
 constexpr int kMaxCacheMib = 4096;
 constexpr std::chrono::minutes kMaxBusyTimeout{10};
 constexpr std::size_t kMinKeyBytes = 32;
@@ -375,8 +377,8 @@ class Loader {
     YAML::Node root = YAML::Load(bytes);
     if (!root.IsMap()) error_at(root, "a policy must be a mapping with timezone, stores and rules");
     expect_keys(root, "the policy",
-                {"version", "timezone", "schedule", "batch_size", "busy_timeout", "cache_mib",
-                 "hmac_key_file", "metrics_file", "stores", "rules"});
+                {"version", "timezone", "schedule", "batch_size", "max_transaction", "busy_timeout",
+                 "cache_mib", "hmac_key_file", "metrics_file", "stores", "rules"});
     if (auto v = root["version"]) {
       if (integer(v, "version") != 1) error_at(v, "unsupported version; accepted: 1");
     }
@@ -399,6 +401,15 @@ class Loader {
       if (n < 1 || n > kMaxBatchSize)
         error_at(b, fmt::format("batch_size must be between 1 and {}", kMaxBatchSize));
       p.batch_size = static_cast<int>(n);
+    }
+    if (auto m = root["max_transaction"]) {
+      auto d = parse_duration(text(m, "max_transaction"));
+      if (!d || *d > kMaxTransaction) {
+        error_at(m,
+                 "max_transaction must be a duration from 1 ms to 1 min; accepted: 20ms, 50ms, "
+                 "1s");
+      }
+      p.max_transaction = *d;
     }
     if (auto b = root["busy_timeout"]) {
       auto d = parse_duration(text(b, "busy_timeout"));

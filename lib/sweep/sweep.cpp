@@ -11,6 +11,7 @@
 
 #include "audit/audit_log.hpp"
 #include "stores/store.hpp"
+#include "sweep/batch_pacer.hpp"
 #include "util/files.hpp"
 
 namespace retentiond {
@@ -290,6 +291,7 @@ class Sweeper {
                                  s->label(), rule.name, task.stage->number)};
       }
       auto batches = s->batches(work, entry.counts.matched);
+      BatchPacer pacer(policy_.max_transaction, policy_.batch_size);
       report_progress(SweepProgress::Phase::acting);
       while (true) {
         if (control_.stop && control_.stop->load()) {
@@ -308,11 +310,13 @@ class Sweeper {
                                entry.cutoff,
                                0,
                                ""};
-        BatchResult batch = batches->next(policy_.batch_size, std::move(audit_entry));
+        int limit = pacer.next_limit();
+        BatchResult batch = batches->next(limit, std::move(audit_entry));
+        pacer.record(limit, batch.affected + batch.conflicts, batch.write_lock_held, false);
         log_.debug(
-            "rule '{}' stage {} on '{}': batch of {} rows ({} conflicts), write lock held {:.1f} "
-            "ms",
-            rule.name, task.stage->number, task.store, batch.affected, batch.conflicts,
+            "rule '{}' stage {} on '{}': batch of {} rows ({} conflicts, limit {}), write lock "
+            "held {:.1f} ms",
+            rule.name, task.stage->number, task.store, batch.affected, batch.conflicts, limit,
             std::chrono::duration<double, std::milli>(batch.write_lock_held).count());
         entry.counts.affected += batch.affected;
         entry.counts.conflicts += batch.conflicts;

@@ -502,8 +502,8 @@ BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window,
   if (place == Place::archive) attach_hold_source(hold_source);
   Selection sel = select(rule, window, place, hold_source, Action::erase);
   sel.ident = ident_of(rule);
+  sqlite::Transaction tx(*db_);  // BEGIN IMMEDIATE: waits (busy_timeout) for the write lock
   auto lock_taken = std::chrono::steady_clock::now();
-  sqlite::Transaction tx(*db_);
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
   result.more = static_cast<int>(rows.size()) == limit;
   if (!rows.empty()) {
@@ -559,8 +559,8 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
     sets.push_back(fmt::format("{} = ?", quote(*a.mark)));
     set_binds.push_back(entry.time);
   }
+  sqlite::Transaction tx(*db_);  // BEGIN IMMEDIATE: waits (busy_timeout) for the write lock
   auto lock_taken = std::chrono::steady_clock::now();
-  sqlite::Transaction tx(*db_);
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
   Sha256 digest;
   if (!rows.empty()) {
@@ -597,8 +597,8 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
 
   // The live store's write lock is taken first and held until the rows are
   // gone: nobody changes them between the copy and the delete.
-  auto lock_taken = std::chrono::steady_clock::now();
   sqlite::Transaction live_tx(*db_);
+  auto lock_taken = std::chrono::steady_clock::now();
   auto rows = fetch_batch(sel, selected, cursor, limit);
   result.more = static_cast<int>(rows.size()) == limit;
   if (rows.empty()) {
