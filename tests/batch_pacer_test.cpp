@@ -3,7 +3,7 @@
 // policy sets one, and let another writer in.
 #include "sweep/batch_pacer.hpp"
 
-#include <catch2/catch_test_macros.hpp>
+#include <catch2/catch.hpp>
 
 using namespace retentiond;
 using namespace std::chrono_literals;
