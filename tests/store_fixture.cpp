@@ -200,7 +200,10 @@ std::string TestStores::store_yaml(const std::string& name) const {
 
 std::string TestStores::policy_yaml(std::string_view rules, int batch_size) const {
   std::string out = fmt::format(
-      "version: 1\ntimezone: Europe/Paris\nbatch_size: {}\nhmac_key_file: hmac.key\nstores:\n",
+      // batch_size alone sizes the batches (a generous max_transaction): the
+      // tests count batches, which a slow moment of the machine must not change.
+      "version: 1\ntimezone: Europe/Paris\nbatch_size: {}\nmax_transaction: 1 min\n"
+      "hmac_key_file: hmac.key\nstores:\n",
       batch_size);
   for (const auto& name : names_) out += fmt::format("  {}: {}\n", name, store_yaml(name));
   out += "rules:\n";

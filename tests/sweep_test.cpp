@@ -32,6 +32,7 @@ std::string policy_head(int batch_size = 1000) {
   return fmt::format(R"(version: 1
 timezone: Europe/Paris
 batch_size: {}
+max_transaction: 1 min  # batch_size alone sizes the batches the tests count
 hmac_key_file: hmac.key
 stores:
   main: {{ kind: sqlite, path: main.db }}
