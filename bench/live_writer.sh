@@ -37,6 +37,8 @@ writer_bin=${writer_bin:-$build/bench/live_writer}
 for b in "$bin" "$gen" "$writer_bin"; do
   [ -x "$b" ] || { echo "missing $b: cmake --build $build --target retentiond bench_data live_writer" >&2; exit 1; }
 done
+# The sweep runs from the work folder: the binary's path must not be relative.
+bin=$(realpath "$bin")
 writer_pid=""
 cleanup() {
   [ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null || true

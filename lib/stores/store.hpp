@@ -59,6 +59,10 @@ struct BatchResult {
   bool more = false;                             // the window may hold more records
   std::optional<AuditEntry> entry;               // what was committed, to append to the audit log
   std::chrono::microseconds write_lock_held{0};  // the batch's transaction, begin to commit
+  // Another connection committed to the store since the previous batch: an
+  // application is writing, and the sweep leaves it room (sweep/batch_pacer.hpp).
+  // Only where a batch locks out every other writer (SQLite).
+  bool others_writing = false;
 };
 
 // The batches of one StageWork, in the order the store chose.

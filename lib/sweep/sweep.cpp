@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "audit/audit_log.hpp"
 #include "stores/store.hpp"
@@ -312,7 +313,8 @@ class Sweeper {
                                ""};
         int limit = pacer.next_limit();
         BatchResult batch = batches->next(limit, std::move(audit_entry));
-        pacer.record(limit, batch.affected + batch.conflicts, batch.write_lock_held, false);
+        pacer.record(limit, batch.affected + batch.conflicts, batch.write_lock_held,
+                     batch.others_writing);
         log_.debug(
             "rule '{}' stage {} on '{}': batch of {} rows ({} conflicts, limit {}), write lock "
             "held {:.1f} ms",
@@ -329,6 +331,11 @@ class Sweeper {
           report_progress(SweepProgress::Phase::acting);
         }
         if (!batch.more) break;
+        // An application waiting for the lock gets it now: SQLite's busy
+        // handler sleeps and retries, and would find the next batch holding
+        // the lock again if it began at once.
+        if (pacer.pause() > std::chrono::microseconds{0})
+          std::this_thread::sleep_for(pacer.pause());
       }
       if (entry.counts.conflicts > 0) {
         log_.warning(

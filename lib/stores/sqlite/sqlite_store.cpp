@@ -163,7 +163,17 @@ SqliteStore::SqliteStore(const StoreSpec& spec, const StoreOptions& options)
     // rolls back) instead of leaving orphans; cascades are refused up front
     // (side_effects.hpp).
     db_->exec("PRAGMA foreign_keys = ON");
+    // The baseline for others_committed(): an application that writes while
+    // the sweep counts is seen before the first batch.
+    others_committed();
   }
+}
+
+bool SqliteStore::others_committed() {
+  Statement s(*db_, "PRAGMA data_version");
+  s.step();
+  std::int64_t version = s.column_int(0);
+  return std::exchange(data_version_, version) != version;
 }
 
 // Rows are identified by rowid; a WITHOUT ROWID table has none, and its
@@ -470,6 +480,14 @@ class SqliteBatches final : public Batches {
   }
 
   BatchResult next(int limit, AuditEntry entry) override {
+    bool others_writing = store_.others_committed();
+    BatchResult result = act(limit, std::move(entry));
+    result.others_writing = others_writing;
+    return result;
+  }
+
+ private:
+  BatchResult act(int limit, AuditEntry entry) {
     const Rule& rule = *work_.rule;
     switch (work_.action) {
       case Action::erase:
@@ -484,7 +502,6 @@ class SqliteBatches final : public Batches {
     return {};
   }
 
- private:
   SqliteStore& store_;
   StageWork work_;
   Cursor cursor_;

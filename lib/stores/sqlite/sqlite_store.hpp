@@ -87,6 +87,9 @@ class SqliteStore final : public Store {
   // batch changed anything. REQUIRES: inside the batch's transaction.
   void record_batch(BatchResult& result, AuditEntry entry, Sha256& digest);
   std::string ident_of(const Rule& rule);
+  // Whether another connection committed to the file since the last call
+  // (PRAGMA data_version), the first call comparing with the file as opened.
+  bool others_committed();
 
   StoreSpec spec_;
   StoreOptions options_;
@@ -95,6 +98,7 @@ class SqliteStore final : public Store {
   std::vector<std::int64_t> settled_outbox_ids_;
   std::int64_t last_outbox_id_ = 0;
   std::optional<std::string> attached_hold_source_;
+  std::int64_t data_version_ = 0;
 };
 
 }  // namespace retentiond
