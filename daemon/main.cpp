@@ -8,6 +8,7 @@
 #include <string>
 
 #include "commands/commands.hpp"
+#include "commands/compare_command.hpp"
 #include "report/progress_line.hpp"
 #include "service/notifier.hpp"
 #include "service/service.hpp"
@@ -89,6 +90,12 @@ int main(int argc, char** argv) {
   auto* plan_cmd =
       app.add_subcommand("plan", "what a sweep would do (the same as sweep --dry-run)");
   add_sweep_options(plan_cmd, plan);
+  std::optional<std::filesystem::path> compare_with;
+  plan_cmd
+      ->add_option("--compare", compare_with,
+                   "the impact of a policy change: what this policy acts on that OLD keeps, "
+                   "and the reverse, today and over 12 months")
+      ->type_name("OLD.yaml");
 
   RunOptions run;
   auto* run_cmd = app.add_subcommand(
@@ -134,6 +141,9 @@ int main(int argc, char** argv) {
   }
   if (check_cmd->parsed()) return run_check(global, check, io);
   if (sweep_cmd->parsed()) return run_sweep_command(global, sweep, io);
+  if (plan_cmd->parsed() && compare_with) {
+    return run_plan_compare(global, {*compare_with, plan.rules, plan.as_of, plan.format}, io);
+  }
   if (plan_cmd->parsed()) return run_sweep_command(global, plan, io);
   if (verify_cmd->parsed()) return run_audit_verify(global, io);
   if (show_cmd->parsed()) return run_audit_show(global, show, io);

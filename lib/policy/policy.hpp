@@ -154,6 +154,10 @@ struct LoadOptions {
   // systemd's LoadCredential= directory ($CREDENTIALS_DIRECTORY): a file named
   // "hmac-key" there replaces hmac_key_file.
   std::optional<std::filesystem::path> credentials_directory;
+  // Where relative paths (stores, key file, hold lists) are read from; the
+  // policy file's folder when unset. `plan --compare` reads an old version
+  // taken out of version control as if it stood next to the current one.
+  std::optional<std::filesystem::path> base_dir = std::nullopt;
 };
 
 // Reads and validates a policy file. Errors: ExitCode::no_input when the file

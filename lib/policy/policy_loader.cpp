@@ -472,6 +472,7 @@ class Loader {
 
  private:
   fs::path base_dir() const {
+    if (options_.base_dir) return *options_.base_dir;
     return file_.parent_path().empty() ? fs::path(".") : file_.parent_path();
   }
 

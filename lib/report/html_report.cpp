@@ -23,17 +23,6 @@ constexpr std::array<std::string_view, 8> kPalette{"#0072B2", "#E69F00", "#009E7
 constexpr std::array<std::string_view, 12> kMonthNames{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-// 1234567 as "1 234 567" with narrow no-break spaces, as French (and SI) print it.
-std::string grouped(std::int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += "\u202f";
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
-
 std::string month_label(Day day) {
   date::year_month_day ymd{day};
   return fmt::format("{} {}", kMonthNames[static_cast<unsigned>(ymd.month()) - 1],
@@ -85,34 +74,8 @@ const Stage* find_stage(const Policy& policy, const std::string& rule, int numbe
   return nullptr;
 }
 
-class PageWriter {
- public:
-  PageWriter(const Report& report, const Policy& policy, const Forecast& forecast,
-             std::ostream& out, const HtmlReportOptions& options)
-      : report_(report), policy_(policy), forecast_(forecast), out_(out), options_(options) {
-    for (const auto& e : report.entries) add_category(e.category);
-    for (const auto& s : forecast.series) add_category(s.category);
-    for (const auto& e : report.entries)
-      show_conflicts_ = show_conflicts_ || e.counts.conflicts > 0;
-  }
-
-  void write() {
-    std::string kind = report_.dry_run ? "Retention plan" : "Retention sweep";
-    out_ << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-         << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-         << "<title>" << e(fmt::format("{} as of {}", kind, report_.as_of)) << "</title>\n<style>\n"
-         << kStyle << "</style>\n</head>\n<body>\n";
-    header(kind);
-    summary();
-    categories();
-    forecast();
-    how_to_read();
-    out_ << "</body>\n</html>\n";
-  }
-
- private:
-  static constexpr std::string_view kStyle =
-      R"css(:root { --ink: #1a1a1a; --muted: #555; --line: #c9c9c9; --accent: #0b4f8a; --bad: #a40000; }
+constexpr std::string_view kStyle =
+    R"css(:root { --ink: #1a1a1a; --muted: #555; --line: #c9c9c9; --accent: #0b4f8a; --bad: #a40000; }
 * { box-sizing: border-box; }
 body { font: 15px/1.45 "DejaVu Sans", "Liberation Sans", Arial, Helvetica, sans-serif; color: var(--ink);
   background: #fff; max-width: 1120px; margin: 0 auto; padding: 28px 36px 48px; }
@@ -162,6 +125,32 @@ dl.terms dd { margin: 0 0 6px 9.5em; }
 }
 )css";
 
+class PageWriter {
+ public:
+  PageWriter(const Report& report, const Policy& policy, const Forecast& forecast,
+             std::ostream& out, const HtmlReportOptions& options)
+      : report_(report), policy_(policy), forecast_(forecast), out_(out), options_(options) {
+    for (const auto& e : report.entries) add_category(e.category);
+    for (const auto& s : forecast.series) add_category(s.category);
+    for (const auto& e : report.entries)
+      show_conflicts_ = show_conflicts_ || e.counts.conflicts > 0;
+  }
+
+  void write() {
+    std::string kind = report_.dry_run ? "Retention plan" : "Retention sweep";
+    out_ << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+         << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+         << "<title>" << e(fmt::format("{} as of {}", kind, report_.as_of)) << "</title>\n<style>\n"
+         << kStyle << "</style>\n</head>\n<body>\n";
+    header(kind);
+    summary();
+    categories();
+    forecast();
+    how_to_read();
+    out_ << "</body>\n</html>\n";
+  }
+
+ private:
   static std::string e(std::string_view text) { return html_escape(text); }
 
   void add_category(const std::string& c) {
@@ -481,18 +470,24 @@ std::vector<std::int64_t> Forecast::month_totals() const {
   return totals;
 }
 
+std::vector<ForecastMonth> forecast_months(Day as_of, int months) {
+  std::vector<ForecastMonth> out;
+  date::year_month_day ymd{as_of};
+  date::year_month month = ymd.year() / ymd.month();
+  if (Day{month / date::last} == as_of) month += date::months{1};  // nothing left of as_of's month
+  for (int k = 0; k < months; ++k) {
+    date::year_month m = month + date::months{k};
+    out.push_back(
+        {k == 0 ? std::max(as_of + days{1}, Day{m / 1}) : Day{m / 1}, Day{m / date::last}});
+  }
+  return out;
+}
+
 Result<Forecast> forecast_expiries(const Policy& policy, Day as_of, const Clock& clock,
                                    const ForecastOptions& options) {
   Forecast forecast;
   forecast.as_of = as_of;
-  date::year_month_day ymd{as_of};
-  date::year_month month = ymd.year() / ymd.month();
-  if (Day{month / date::last} == as_of) month += date::months{1};  // nothing left of as_of's month
-  for (int k = 0; k < options.months; ++k) {
-    date::year_month m = month + date::months{k};
-    forecast.months.push_back(
-        {k == 0 ? std::max(as_of + days{1}, Day{m / 1}) : Day{m / 1}, Day{m / date::last}});
-  }
+  forecast.months = forecast_months(as_of, options.months);
 
   // The plans log nothing: their failures are reported once, below.
   std::ostream discard(nullptr);
@@ -540,6 +535,18 @@ Result<Forecast> forecast_expiries(const Policy& policy, Day as_of, const Clock&
 void write_html_report(const Report& report, const Policy& policy, const Forecast& forecast,
                        std::ostream& out, const HtmlReportOptions& options) {
   PageWriter(report, policy, forecast, out, options).write();
+}
+
+std::string_view html_page_style() { return kStyle; }
+
+std::string grouped(std::int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += "\u202f";
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
 }
 
 std::string html_escape(std::string_view text) {

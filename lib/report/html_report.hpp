@@ -9,11 +9,11 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/policy.hpp"
+#include "report/report.hpp"
 #include "time/calendar.hpp"
 #include "time/clock.hpp"
 #include "util/error.hpp"
-#include "policy/policy.hpp"
-#include "report/report.hpp"
 
 namespace retentiond {
 
@@ -43,6 +43,10 @@ struct Forecast {
   std::vector<std::int64_t> month_totals() const;
 };
 
+// The months of a forecast from `as_of`: the rest of as_of's month (none
+// when as_of is its last day), then whole calendar months, `months` in all.
+std::vector<ForecastMonth> forecast_months(Day as_of, int months);
+
 struct ForecastOptions {
   int months = 12;
   std::vector<std::string> rules;  // empty: every rule
@@ -69,5 +73,11 @@ void write_html_report(const Report& report, const Policy& policy, const Forecas
 
 // `text` with & < > " ' replaced by character references.
 std::string html_escape(std::string_view text);
+
+// The style sheet every retentiond page shares (screen and A4 print).
+std::string_view html_page_style();
+
+// 1234567 as "1 234 567" with narrow no-break spaces, as French (and SI) print it.
+std::string grouped(std::int64_t n);
 
 }  // namespace retentiond

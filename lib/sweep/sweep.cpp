@@ -378,6 +378,12 @@ Result<void> check_as_of(const Policy& policy, Day as_of, bool dry_run, const Cl
   return {};
 }
 
+std::vector<StageTask> stage_tasks(const Rule& rule, Day as_of) {
+  std::vector<StageTask> out;
+  for (const auto& t : tasks_of(rule, as_of)) out.push_back({t.stage, t.window, t.place, t.store});
+  return out;
+}
+
 Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options,
                                const Clock& clock, Logger& log, const SweepControl& control) {
   if (auto ok = check_as_of(policy, options.as_of, options.dry_run, clock); !ok)

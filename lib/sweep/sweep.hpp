@@ -14,6 +14,7 @@
 
 #include "policy/policy.hpp"
 #include "report/report.hpp"
+#include "stores/store.hpp"
 #include "time/calendar.hpp"
 #include "time/clock.hpp"
 #include "util/error.hpp"
@@ -60,6 +61,19 @@ Day today(const Policy& policy, const Clock& clock);
 
 // Checks that `as_of` may be used: a real sweep refuses a day after today.
 Result<void> check_as_of(const Policy& policy, Day as_of, bool dry_run, const Clock& clock);
+
+// One entry of a plan before any store is opened: a rule's stage in one
+// place, and the anchor days it acts on at the plan's as_of.
+struct StageTask {
+  const Stage* stage = nullptr;
+  DayWindow window;
+  Place place = Place::live;
+  std::string store;  // where the stage acts
+};
+
+// The entries a plan at `as_of` has for `rule`, in report order: each stage
+// in the live store and, after an archive stage, in the archive as well.
+std::vector<StageTask> stage_tasks(const Rule& rule, Day as_of);
 
 // Runs a plan (dry_run) or a sweep. Setup failures that happen before any
 // store is touched (the state directory or audit log not writable, another
