@@ -40,6 +40,14 @@ else
   rm -f demo/report.html
 fi
 
+say "3b. plan --compare: the impact of a policy change, before it is signed"
+sed '/name: audience-cookies/,/action:/s/keep_for: 13 months/keep_for: 25 months/' demo/policy.yaml >demo/policy-proposed.yaml
+echo "\$ retentiond -c demo/policy-proposed.yaml plan --compare demo/policy.yaml --rule audience-cookies"
+"$bin" -c demo/policy-proposed.yaml plan --compare demo/policy.yaml --rule audience-cookies
+note "A proposal to keep audience cookies 25 months instead of 13 (art. 10): NO LONGER DUE counts \
+the cookies the version in force deletes and the proposal would keep, today and at each month's end; \
+--format html gives the same as a page for the data-protection officer."
+
 copies() { find demo/rights-requests -name 'identity-*.pdf' -type f | wc -l; }
 claims_before=$(rows amo.db claims)
 copies_before=$(copies)

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "chromium.hpp"
 #include "commands/commands.hpp"
 #include "mgen_demo.hpp"
 #include "policy/policy.hpp"
@@ -33,12 +34,12 @@
 
 using namespace retentiond;
 using retentiond::test::TempDir;
+using namespace retentiond::test::browser;
 namespace fs = std::filesystem;
 
 namespace {
 
 constexpr std::string_view kAsOf = "2026-06-15";
-constexpr std::string_view kChromium = "/usr/bin/chromium";
 
 Day day(std::string_view text) {
   auto d = parse_date_text(text);
@@ -138,41 +139,6 @@ void check_self_contained(const std::string& html) {
     INFO("the page contains " << banned);
     CHECK(html.find(banned) == std::string::npos);
   }
-}
-
-struct ProcessResult {
-  int status = -1;
-  std::string out;
-};
-
-// Runs a shell command line, capturing its standard output.
-ProcessResult run(const std::string& command) {
-  ProcessResult r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[65536];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.out.append(buffer, n);
-  int status = ::pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string shell_quoted(const fs::path& p) {
-  // Appended, not "'" + p.string() + "'": GCC 12 at -O3 sees a false overlap
-  // in that concatenation (-Wrestrict, a libstdc++ inlining artefact).
-  std::string quoted = "'";
-  quoted += p.string();
-  quoted += '\'';
-  return quoted;
-}
-
-// Headless chromium, offline, with a throw-away profile.
-std::string chromium(const fs::path& profile) {
-  return "timeout 120 " + std::string(kChromium) +
-         " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking"
-         " --disable-component-update --disable-sync --hide-scrollbars --user-data-dir=" +
-         shell_quoted(profile);
 }
 
 }  // namespace

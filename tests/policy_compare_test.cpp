@@ -13,8 +13,10 @@
 #include <sstream>
 #include <string>
 
+#include "chromium.hpp"
 #include "mgen_demo.hpp"
 #include "policy/policy.hpp"
+#include "store_fixture.hpp"
 #include "stores/sqlite/sqlite.hpp"
 #include "sweep_support.hpp"
 #include "test_support.hpp"
@@ -351,4 +353,103 @@ TEST_CASE("compare: the command's JSON, HTML and exit codes", "[compare][cli]") 
 
   CHECK(digests(v.dir.path()) == before);
   CHECK(!fs::exists(scratch / "state"));  // a dry run: no state directory either
+}
+
+// The page as a browser shows it: the DOM headless chromium builds holds,
+// row by row, the comparison's numbers.
+TEST_CASE("compare: headless chromium renders the page with the comparison's numbers",
+          "[compare][chromium]") {
+  namespace browser = test::browser;
+  if (!fs::exists(browser::kChromium)) {
+    WARN("skipped: " << browser::kChromium
+                     << " is not installed (scripts/install-deps.sh --test installs it)");
+    return;
+  }
+  Versions v(with_cookie_months(25), with_cookie_months(13));
+  PolicyComparison c = v.compare();
+  std::ostringstream html;
+  write_html_comparison(c, html, "2026-06-15T10:00:00Z");
+  TempDir scratch;
+  fs::path page = scratch.write("compare.html", html.str());
+  fs::create_directories(scratch / "profile");
+  auto dom = browser::run(browser::chromium(scratch / "profile") + " --dump-dom " +
+                          browser::shell_quoted("file://" + page.string()) + " 2>/dev/null");
+  REQUIRE(dom.status == 0);
+  REQUIRE(dom.out.find("</html>") != std::string::npos);
+  std::map<std::string, std::int64_t> shown;
+  std::regex row(
+      R"re(<tr data-rule="audience-cookies" data-stage="1" data-as-of="([0-9-]+)"[^>]*>[\s\S]*?data-field="newly_due">([^<]*)<)re");
+  for (std::sregex_iterator it(dom.out.begin(), dom.out.end(), row), end; it != end; ++it) {
+    std::string digits;
+    for (char ch : (*it)[2].str())
+      if (ch >= '0' && ch <= '9') digits += ch;
+    shown[(*it)[1].str()] = std::stoll(digits);
+  }
+  std::map<std::string, std::int64_t> expected;
+  for (const auto& p : rule_of(c, "audience-cookies").stages.front().points)
+    expected[format_day(p.as_of)] = *p.newly_due;
+  CHECK(shown == expected);
+  CHECK(expected.size() == 13);
+}
+
+// The exact difference is a store's own count: the same on every kind,
+// across the live store and the archive a stage's records are in.
+CONFORMANCE_ARCHIVE_TEST(compare_exact,
+                         "compare: the records between two cutoffs, live and archived, not held",
+                         "[compare]") {
+  using test::Role;
+  test::TestStores stores(variant);
+  stores.add("health");
+  stores.add("archive", Role::archive);
+  const test::RecordSet claims{"claims", std::nullopt};
+  stores.put("health", claims,
+             {{"c1", "2013-06-15"},
+              {"c2", "2014-01-01"},
+              {"c3", "2015-06-15"},
+              {"c4", "2015-06-16"},
+              {"c5", "2015-06-30"},
+              {"c6", "2015-07-01"},
+              {"c7", "2024-01-01"},
+              {"c8", std::nullopt},
+              {"h1", "2014-06-01", true}});
+  auto rule = [&](std::string_view delete_after) {
+    return fmt::format(R"(
+  - name: claims
+{}    stages:
+      - {{ after: 3 years, action: archive, to: archive }}
+      - {{ after: {}, action: delete }}
+)",
+                       stores.rule_yaml("health", claims), delete_after);
+  };
+  auto old_policy = stores.policy(rule("13 years"));
+  // A sweep under the old policy: c1 deleted, c2..c6 archived, h1 held live.
+  test::Sweep sweep(stores.dir());
+  REQUIRE(sweep.run(*old_policy, "2026-06-15").code == ExitCode::ok);
+  REQUIRE(stores.keys("archive", claims) == std::set<std::string>{"c2", "c3", "c4", "c5", "c6"});
+  auto current = stores.policy(rule("11 years"));
+  const std::string live_before = stores.dump("health"), archive_before = stores.dump("archive");
+
+  PolicyComparison c = compare_policies(*old_policy, *current, {kAsOf, 12, {}});
+  CHECK(c.code == ExitCode::ok);
+  REQUIRE(c.rules.size() == 1);
+  const auto& stages = c.rules.front().stages;
+  REQUIRE(stages.size() == 2);
+  CHECK(stages[0].changes.empty());
+  CHECK(stages[1].exact);
+  // On 2026-06-15: anchors in (2013-06-15, 2015-06-15]: c2 and c3 (h1 held).
+  const auto& today = stages[1].points[0];
+  CHECK(today.old_cutoff == test::day(2013, 6, 15));
+  CHECK(today.new_cutoff == test::day(2015, 6, 15));
+  CHECK(today.newly_due == 2);
+  CHECK(today.no_longer_due == 0);
+  CHECK(today.old_count == 0);
+  CHECK(today.new_count == 2);
+  // On 2026-06-30: (2013-06-30, 2015-06-30]: c2 to c5.
+  const auto& june = stages[1].points[1];
+  CHECK(june.as_of == test::day(2026, 6, 30));
+  CHECK(june.newly_due == 4);
+  CHECK(stages[1].points[2].newly_due == 5);  // 2026-07-31: c6 too
+
+  CHECK(stores.dump("health") == live_before);
+  CHECK(stores.dump("archive") == archive_before);
 }
