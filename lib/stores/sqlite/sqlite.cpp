@@ -34,6 +34,21 @@ StoreError::Kind SqliteError::kind_of(int code) {
   return Kind::unavailable;
 }
 
+void Database::poll_when_busy(std::chrono::milliseconds timeout) {
+  polling_ = std::make_unique<Polling>(Polling{timeout, {}});
+  sqlite3_busy_handler(
+      db_,
+      [](void* state, int tries) -> int {
+        auto& p = *static_cast<Polling*>(state);
+        auto now = std::chrono::steady_clock::now();
+        if (tries == 0) p.since = now;
+        if (now - p.since >= p.timeout) return 0;  // SQLITE_BUSY to the caller
+        sqlite3_sleep(1);
+        return 1;
+      },
+      polling_.get());
+}
+
 Database::Database(const std::filesystem::path& path, OpenMode mode,
                    std::chrono::milliseconds busy_timeout)
     : path_(path) {

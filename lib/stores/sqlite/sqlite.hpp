@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -56,7 +57,9 @@ class Database {
            std::chrono::milliseconds busy_timeout = std::chrono::seconds{5});
   ~Database();
   Database(Database&& other) noexcept
-      : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+      : db_(std::exchange(other.db_, nullptr)),
+        path_(std::move(other.path_)),
+        polling_(std::move(other.polling_)) {}
   Database& operator=(Database&&) = delete;
   Database(const Database&) = delete;
 
@@ -73,9 +76,21 @@ class Database {
   // A unique index, not partial, on `column` alone: no two rows share a value.
   bool has_unique_index(std::string_view table, std::string_view column);
 
+  // Waits for a lock someone else holds by retrying every millisecond, up
+  // to `timeout`, instead of SQLite's busy timeout, whose retries grow to
+  // 100 ms apart: an application that commits back to back frees the lock
+  // for microseconds at a time, and retries that far apart almost never
+  // meet such a moment. For the sweep's own connections.
+  void poll_when_busy(std::chrono::milliseconds timeout);
+
  private:
+  struct Polling {
+    std::chrono::milliseconds timeout;
+    std::chrono::steady_clock::time_point since;
+  };
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
+  std::unique_ptr<Polling> polling_;  // set by poll_when_busy; the handler's state
 };
 
 class Statement {

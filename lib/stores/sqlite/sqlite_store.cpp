@@ -152,6 +152,8 @@ SqliteStore::SqliteStore(const StoreSpec& spec, const StoreOptions& options)
                   : options.create ? OpenMode::create
                                    : OpenMode::read_write;
   db_ = std::make_unique<sqlite::Database>(spec.path, mode, options.busy_timeout);
+  // An application committing back to back must not starve the sweep.
+  db_->poll_when_busy(options.busy_timeout);
   register_sql_functions(*db_, functions_);
   db_->exec(fmt::format("PRAGMA cache_size = -{}",
                         static_cast<long>(options.cache_mib) * 1024));  // in KiB
