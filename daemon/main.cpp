@@ -117,6 +117,19 @@ int main(int argc, char** argv) {
   auto* show_cmd = audit_cmd->add_subcommand("show", "print audit entries (JSON lines)");
   show_cmd->add_option("--rule", show.rule, "only entries of this rule");
   show_cmd->add_option("--since", show.since, "only entries on or after DATE (YYYY-MM-DD, UTC)");
+  AuditFindOptions find;
+  auto* find_cmd = audit_cmd->add_subcommand(
+      "find", "was this record acted on? The entries that did, with proofs; exit 1 when none did");
+  find_cmd->add_option("--rule", find.rule, "the rule")->required();
+  find_cmd->add_option("--key", find.key, "the record's key as text (a file's relative path)")
+      ->required();
+  find_cmd->add_option("--store", find.store, "only entries on this store");
+  find_cmd->add_option("--format", find.format, "text, or json (the receipt)")
+      ->transform(CLI::CheckedTransformer(report_formats, CLI::ignore_case));
+  std::filesystem::path receipt_file;
+  auto* check_receipt_cmd = audit_cmd->add_subcommand(
+      "check-receipt", "verify a receipt (audit find --format json) against the audit log");
+  check_receipt_cmd->add_option("FILE", receipt_file, "the receipt")->required();
 
   try {
     app.parse(argc, argv);
@@ -147,5 +160,7 @@ int main(int argc, char** argv) {
   if (plan_cmd->parsed()) return run_sweep_command(global, plan, io);
   if (verify_cmd->parsed()) return run_audit_verify(global, io);
   if (show_cmd->parsed()) return run_audit_show(global, show, io);
+  if (find_cmd->parsed()) return run_audit_find(global, find, io);
+  if (check_receipt_cmd->parsed()) return run_audit_check_receipt(global, receipt_file, io);
   return kUsage;
 }

@@ -35,7 +35,8 @@ AuditEntry sample_entry(int n) {
                     "2026-06-15",
                     "2023-06-15",
                     n,
-                    sha256_hex(fmt::format("keys of batch {}", n))};
+                    sha256_hex(fmt::format("keys of batch {}", n)),
+                    sha256_hex("the policy")};
 }
 
 // Makes what was appended durable and records the head beside the log.
@@ -317,7 +318,7 @@ rules:
   // chance), nothing in the log is the rows' content.
   std::string text;
   for (auto line : audit_lines(sweep.state_dir())) {
-    for (const char* digest : {"keys_sha256", "prev", "hash"}) {
+    for (const char* digest : {"keys_sha256", "policy_sha256", "prev", "hash"}) {
       CHECK(line.at(digest) != coded);
       line.erase(digest);
     }
@@ -328,9 +329,9 @@ rules:
     INFO(row_data);
     CHECK(text.find(row_data) == std::string::npos);
   }
-  const std::set<std::string> fields{"seq",         "time",  "rule",  "stage",  "action",
-                                     "store",       "table", "as_of", "cutoff", "affected",
-                                     "keys_sha256", "prev",  "hash"};
+  const std::set<std::string> fields{"seq",         "time",          "rule",  "stage",  "action",
+                                     "store",       "table",         "as_of", "cutoff", "affected",
+                                     "keys_sha256", "policy_sha256", "prev",  "hash"};
   auto lines = audit_lines(sweep.state_dir());
   CHECK(lines.size() == 3);
   for (const auto& line : lines) {

@@ -296,14 +296,14 @@ rules:
   for (const auto& l : lines) {
     total += l.at("affected").get<std::int64_t>();
     if (l.at("affected") == p2020) {
-      Sha256 digest;
+      std::vector<std::string> keys;
       for (int k = 1; k <= 8000; ++k)
         if (date::sys_days{date::year{2019} / 1 / 1} + date::days{k % 1460} >=
                 date::sys_days{date::year{2020} / 1 / 1} &&
             date::sys_days{date::year{2019} / 1 / 1} + date::days{k % 1460} <
                 date::sys_days{date::year{2021} / 1 / 1})
-          digest.update(std::to_string(k) + "\n");
-      found = found || l.at("keys_sha256") == digest.hex();
+          keys.push_back(std::to_string(k));
+      found = found || l.at("keys_sha256") == keys_root(dir / "state", keys);
     }
   }
   CHECK(found);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "audit/audit_log.hpp"
+#include "audit/receipts.hpp"
 #include "policy/policy.hpp"
 #include "stores/sqlite/sqlite.hpp"
 #include "sweep/sweep.hpp"
@@ -173,6 +175,19 @@ inline std::vector<nlohmann::ordered_json> audit_lines(const std::filesystem::pa
   auto lines = read_audit_log(state_dir, {});
   if (!lines) FAIL("cannot read the audit log: " << lines.error().message);
   return *lines;
+}
+
+// The keys_sha256 a batch that acted on `keys` has: the Merkle root of
+// their keyed hashes under the state directory's receipt secret.
+inline std::string keys_root(const std::filesystem::path& state_dir,
+                             std::vector<std::string> keys) {
+  auto secret = receipt_secret(state_dir, false);
+  if (!secret || !*secret) FAIL("no receipt secret in " << state_dir);
+  KeyHasher hasher(**secret);
+  std::vector<Hash> leaves;
+  for (const auto& k : keys) leaves.push_back(hasher(k));
+  std::sort(leaves.begin(), leaves.end());
+  return to_hex(merkle_root(leaves));
 }
 
 inline std::int64_t audit_affected_total(const std::filesystem::path& state_dir) {

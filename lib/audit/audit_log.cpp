@@ -62,7 +62,11 @@ std::string dump_in_order(const json& line, const std::string& hash) {
   static const char* kOrder[] = {"seq",   "time",  "rule",   "stage",    "action",      "store",
                                  "table", "as_of", "cutoff", "affected", "keys_sha256", "prev"};
   nlohmann::ordered_json out;
-  for (const char* k : kOrder) out[k] = line.at(k);
+  for (const char* k : kOrder) {
+    if (std::string_view(k) == "prev" && line.contains("policy_sha256"))
+      out["policy_sha256"] = line.at("policy_sha256");
+    out[k] = line.at(k);
+  }
   out["hash"] = hash;
   return out.dump();
 }
@@ -72,11 +76,13 @@ std::string dump_in_order(const json& line, const std::string& hash) {
 fs::path audit_log_path(const fs::path& state_dir) { return state_dir / "audit.jsonl"; }
 
 json AuditEntry::to_json() const {
-  return json{{"time", time},         {"rule", rule},
-              {"stage", stage},       {"action", action},
-              {"store", store},       {"table", table},
-              {"as_of", as_of},       {"cutoff", cutoff},
-              {"affected", affected}, {"keys_sha256", keys_sha256}};
+  json j{{"time", time},         {"rule", rule},
+         {"stage", stage},       {"action", action},
+         {"store", store},       {"table", table},
+         {"as_of", as_of},       {"cutoff", cutoff},
+         {"affected", affected}, {"keys_sha256", keys_sha256}};
+  if (!policy_sha256.empty()) j["policy_sha256"] = policy_sha256;
+  return j;
 }
 
 std::optional<AuditEntry> AuditEntry::from_json(const json& j) {
@@ -92,6 +98,7 @@ std::optional<AuditEntry> AuditEntry::from_json(const json& j) {
     e.cutoff = j.at("cutoff").get<std::string>();
     e.affected = j.at("affected").get<std::int64_t>();
     e.keys_sha256 = j.at("keys_sha256").get<std::string>();
+    if (j.contains("policy_sha256")) e.policy_sha256 = j.at("policy_sha256").get<std::string>();
     return e;
   } catch (const json::exception&) {
     return std::nullopt;

@@ -36,7 +36,10 @@ struct AuditEntry {
   std::string as_of;
   std::string cutoff;
   std::int64_t affected = 0;
-  std::string keys_sha256;
+  std::string keys_sha256;  // Merkle root of the keys' keyed hashes (receipts.hpp)
+  // The policy the sweep ran under; empty in entries written before it was
+  // recorded, and then absent from the line.
+  std::string policy_sha256;
 
   nlohmann::json to_json() const;  // without seq/prev/hash
   static std::optional<AuditEntry> from_json(const nlohmann::json& j);

@@ -48,10 +48,23 @@ struct AuditShowOptions {
   std::optional<std::string> since;  // YYYY-MM-DD
 };
 
+struct AuditFindOptions {
+  std::string rule;
+  std::string key;
+  std::optional<std::string> store;
+  Format format = Format::text;
+};
+
+// `audit find`'s exit code when no entry acted on the record: not an error
+// (like grep finding nothing), and none of the sysexits codes a failure uses.
+inline constexpr int kNoEntry = 1;
+
 // Each returns the process exit code (sysexits), having said why on `io`.
 int run_check(const GlobalOptions& global, const CheckOptions& options, Io& io);
 int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& options, Io& io);
 int run_audit_verify(const GlobalOptions& global, Io& io);
 int run_audit_show(const GlobalOptions& global, const AuditShowOptions& options, Io& io);
+int run_audit_find(const GlobalOptions& global, const AuditFindOptions& options, Io& io);
+int run_audit_check_receipt(const GlobalOptions& global, const std::filesystem::path& file, Io& io);
 
 }  // namespace retentiond

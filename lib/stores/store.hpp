@@ -38,6 +38,7 @@ struct DayWindow {
 enum class Place { live, archive };
 
 class Store;
+class ReceiptLeaves;
 
 // What one report entry acts on: a rule's stage in one place.
 struct StageWork {
@@ -155,6 +156,9 @@ struct StoreOptions {
   // The state directory, where stores without transactions (files) keep
   // their outbox; empty in a dry run.
   std::filesystem::path state_dir;
+  // Where each batch's key leaves go, for erasure receipts; null in a dry
+  // run (and for a store used alone, in tests: the root is still computed).
+  const ReceiptLeaves* receipts = nullptr;
 };
 
 // Whether the store is there at all. An archive that does not exist yet

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "audit/audit_log.hpp"
+#include "audit/receipts.hpp"
 #include "stores/store.hpp"
 #include "sweep/batch_pacer.hpp"
 #include "util/files.hpp"
@@ -85,13 +86,15 @@ std::vector<Task> tasks_of(const Rule& rule, Day as_of) {
 class Sweeper {
  public:
   Sweeper(const Policy& policy, const SweepOptions& options, const Clock& clock, Logger& log,
-          const SweepControl& control, AuditLog* audit, std::string owner)
+          const SweepControl& control, AuditLog* audit, const ReceiptLeaves* receipts,
+          std::string owner)
       : policy_(policy),
         options_(options),
         clock_(clock),
         log_(log),
         control_(control),
         audit_(audit),
+        receipts_(receipts),
         owner_(std::move(owner)) {}
 
   SweepOutcome run() {
@@ -184,6 +187,7 @@ class Sweeper {
     o.zone = policy_.zone;
     o.hmac_key = policy_.hmac_key;
     o.owner = owner_;
+    o.receipts = receipts_;
     if (!options_.dry_run) o.state_dir = options_.state_dir;
     return (stores_[name] = open_store(spec, o)).get();
   }
@@ -195,6 +199,11 @@ class Sweeper {
   // not once per batch.
   void tidy_outboxes(SweepOutcome& outcome) {
     if (!audit_) return;
+    if (receipts_) {
+      // Leaves lost to a power cut only cost receipts, never the log: a
+      // warning, and the sweep goes on.
+      if (auto synced = receipts_->sync(); !synced) log_.warning("{}", synced.error().message);
+    }
     if (auto synced = audit_->sync(); !synced) {
       // The outbox rows stay: the next sweep writes the entries again if needed.
       log_.error("{}", synced.error().message);
@@ -310,7 +319,8 @@ class Sweeper {
                                format_day(options_.as_of),
                                entry.cutoff,
                                0,
-                               ""};
+                               "",
+                               policy_.sha256};
         int limit = pacer.next_limit();
         BatchResult batch = batches->next(limit, std::move(audit_entry));
         pacer.record(limit, batch.affected + batch.conflicts, batch.write_lock_held,
@@ -356,6 +366,7 @@ class Sweeper {
   Logger& log_;
   const SweepControl& control_;
   AuditLog* audit_;
+  const ReceiptLeaves* receipts_;
   bool claimed_elsewhere_ = false;  // the last task's rule is being swept by another daemon
   std::string owner_;               // this installation, as the stores' outboxes know it
   std::map<std::string, std::unique_ptr<Store>> stores_;
@@ -389,6 +400,7 @@ Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options
   if (auto ok = check_as_of(policy, options.as_of, options.dry_run, clock); !ok)
     return std::unexpected(ok.error());
   std::optional<AuditLog> audit;
+  std::optional<ReceiptLeaves> receipts;
   std::optional<SweepLock> lock;
   std::string owner;
   if (!options.dry_run) {
@@ -407,9 +419,12 @@ Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options
     auto id = installation_id(options.state_dir);
     if (!id) return std::unexpected(id.error());
     owner = std::move(*id);
+    auto opened_receipts = ReceiptLeaves::open(options.state_dir);
+    if (!opened_receipts) return std::unexpected(opened_receipts.error());
+    receipts.emplace(std::move(*opened_receipts));
   }
   Sweeper sweeper(policy, options, clock, log, control, audit ? &*audit : nullptr,
-                  std::move(owner));
+                  receipts ? &*receipts : nullptr, std::move(owner));
   return sweeper.run();
 }
 

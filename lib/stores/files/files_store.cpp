@@ -11,6 +11,7 @@
 #include <cstring>
 #include <set>
 
+#include "stores/batch_keys.hpp"
 #include "stores/data_paths.hpp"
 #include "stores/files/hold_list.hpp"
 #include "stores/files/name_date.hpp"
@@ -431,18 +432,18 @@ class FilesBatches final : public Batches {
     result.write_lock_held = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - started);
 
-    Sha256 digest;
+    BatchKeys digest(store_.options().receipts);
     for (std::size_t i = 0; i < paths.size(); ++i) {
       if (!acted[i]) continue;
       ++result.affected;
-      digest.update(paths[i] + "\n");
+      digest.add(paths[i]);
     }
     if (result.affected == 0) {
       store_.outbox().remove(intent.number);
       return result;
     }
     entry.affected = result.affected;
-    entry.keys_sha256 = digest.hex();
+    entry.keys_sha256 = digest.finish();
     store_.outbox().complete(intent.number, entry);
     store_.last_intent_ = intent.number;
     result.entry = std::move(entry);
@@ -774,10 +775,10 @@ Result<int> FilesStore::settle_outbox(AuditLog& audit) {
         empty.push_back(p.number);
         continue;
       }
-      Sha256 digest;
-      for (const auto& path : acted) digest.update(path + "\n");
+      BatchKeys digest(options_.receipts);
+      for (const auto& path : acted) digest.add(path);
       entry.affected = static_cast<std::int64_t>(acted.size());
-      entry.keys_sha256 = digest.hex();
+      entry.keys_sha256 = digest.finish();
     }
     rows.push_back({p.number, entry.to_json().dump()});
   }

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "policy/conninfo.hpp"
+#include "stores/batch_keys.hpp"
 #include "stores/outbox.hpp"
 #include "util/digest.hpp"
 
@@ -705,7 +706,7 @@ class PostgresBatches final : public Batches {
     std::vector<const Row*> due;
     for (const auto& r : rows)
       if (store_.in_window(sel_, r.anchor)) due.push_back(&r);
-    Sha256 digest;
+    BatchKeys digest(store_.options_.receipts);
     std::set<const Row*> acted(due.begin(), due.end());
     if (!due.empty()) {
       switch (work_.action) {
@@ -718,12 +719,12 @@ class PostgresBatches final : public Batches {
             expect_changed(r.affected(), group.size());
           }
           result.affected = static_cast<std::int64_t>(due.size());
-          for (const Row* r : due) digest.update(r->key.value_or("") + "\n");
+          for (const Row* r : due) digest.add(r->key.value_or(""));
           break;
         case Action::anonymize:
           anonymize(due, entry.time);
           result.affected = static_cast<std::int64_t>(due.size());
-          for (const Row* r : due) digest.update(r->key.value_or("") + "\n");
+          for (const Row* r : due) digest.add(r->key.value_or(""));
           break;
         case Action::archive:
           acted = archive(due, result, digest);
@@ -739,10 +740,10 @@ class PostgresBatches final : public Batches {
 
   // Fills in the batch's audit entry and writes it to the outbox, when the
   // batch changed anything. REQUIRES: inside the batch's transaction.
-  void record(BatchResult& result, AuditEntry entry, Sha256& digest) {
+  void record(BatchResult& result, AuditEntry entry, BatchKeys& digest) {
     if (result.affected == 0) return;
     entry.affected = result.affected;
-    entry.keys_sha256 = digest.hex();
+    entry.keys_sha256 = digest.finish();
     store_.write_outbox(entry);
     result.entry = std::move(entry);
   }
@@ -809,7 +810,7 @@ class PostgresBatches final : public Batches {
 
   // Returns the rows that left the live store.
   std::set<const Row*> archive(const std::vector<const Row*>& due, BatchResult& result,
-                               Sha256& digest) {
+                               BatchKeys& digest) {
     const Rule& rule = *work_.rule;
     bool same_db = store_.same_database(*archive_);
     auto existing = archived(due);
@@ -892,7 +893,7 @@ class PostgresBatches final : public Batches {
       expect_changed(d.affected(), group.size());
     }
     for (const auto* list : {&move, &copied})
-      for (const Row* r : *list) digest.update(r->key.value_or("") + "\n");
+      for (const Row* r : *list) digest.add(r->key.value_or(""));
     result.affected = static_cast<std::int64_t>(move.size() + copied.size());
     std::set<const Row*> gone(move.begin(), move.end());
     gone.insert(copied.begin(), copied.end());
@@ -968,8 +969,8 @@ class PostgresBatches final : public Batches {
       if (rows == 0 || check.integer(0, 1) != 0) return std::nullopt;
       auto keys =
           conn().exec(fmt::format("SELECT {0}::text FROM {1} AS t ORDER BY {0}", sel_.key, part));
-      Sha256 digest;
-      for (int i = 0; i < keys.rows(); ++i) digest.update(keys.text(i, 0) + "\n");
+      BatchKeys digest(store_.options_.receipts);
+      for (int i = 0; i < keys.rows(); ++i) digest.add(keys.text(i, 0));
       conn().exec(fmt::format("ALTER TABLE {} DETACH PARTITION {}", sel_.table, part));
       conn().exec(fmt::format("DROP TABLE {}", part));
       BatchResult result;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 
+#include "stores/batch_keys.hpp"
 #include "stores/outbox.hpp"
 #include "stores/sqlite/side_effects.hpp"
 #include "util/digest.hpp"
@@ -465,10 +466,10 @@ std::int64_t SqliteStore::act_on_batch_range(const std::string& statement_head,
   return changed;
 }
 
-void SqliteStore::record_batch(BatchResult& result, AuditEntry entry, Sha256& digest) {
+void SqliteStore::record_batch(BatchResult& result, AuditEntry entry, BatchKeys& digest) {
   if (result.affected == 0) return;
   entry.affected = result.affected;
-  entry.keys_sha256 = digest.hex();
+  entry.keys_sha256 = digest.finish();
   write_outbox(entry);
   result.entry = std::move(entry);
 }
@@ -529,8 +530,8 @@ BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window,
     result.affected =
         act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {},
                            rows, cursor.order);
-    Sha256 digest;
-    for (const auto& row : rows) digest.update(key_text(row.values[0]) + "\n");
+    BatchKeys digest(options_.receipts);
+    for (const auto& row : rows) digest.add(key_text(row.values[0]));
     record_batch(result, std::move(entry), digest);
   }
   tx.commit();
@@ -581,12 +582,12 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
   sqlite::Transaction tx(*db_);  // BEGIN IMMEDIATE: waits (busy_timeout) for the write lock
   auto lock_taken = std::chrono::steady_clock::now();
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
-  Sha256 digest;
+  BatchKeys digest(options_.receipts);
   if (!rows.empty()) {
     result.affected = act_on_batch_range(
         fmt::format("UPDATE {} SET {}", table_clause(sel, cursor.order), fmt::join(sets, ", ")),
         sel, set_binds, rows, cursor.order);
-    for (const auto& row : rows) digest.update(key_text(row.values[0]) + "\n");
+    for (const auto& row : rows) digest.add(key_text(row.values[0]));
   }
   result.more = static_cast<int>(rows.size()) == limit;
   record_batch(result, std::move(entry), digest);
@@ -693,12 +694,12 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     archive_tx.commit();  // durable (synchronous = FULL) before any row leaves the live store
   }
 
-  Sha256 digest;
+  BatchKeys digest(options_.receipts);
   if (result.conflicts == 0) {
     result.affected =
         act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {},
                            rows, cursor.order);
-    for (const auto& row : rows) digest.update(key_text(row.values[key_pos]) + "\n");
+    for (const auto& row : rows) digest.add(key_text(row.values[key_pos]));
   } else {
     // Conflicting rows stay: delete the others one by one.
     Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table),
@@ -710,7 +711,7 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
       del.reset();
       if (db_->changes() > 0) {
         ++result.affected;
-        digest.update(key_text(rows[r].values[key_pos]) + "\n");
+        digest.add(key_text(rows[r].values[key_pos]));
       }
     }
   }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "stores/batch_keys.hpp"
 #include "stores/sqlite/sqlite.hpp"
 #include "stores/sqlite/sqlite_functions.hpp"
 #include "stores/store.hpp"
@@ -85,7 +86,7 @@ class SqliteStore final : public Store {
   void write_outbox(const AuditEntry& entry);
   // Fills in the batch's audit entry and writes it to the outbox, when the
   // batch changed anything. REQUIRES: inside the batch's transaction.
-  void record_batch(BatchResult& result, AuditEntry entry, Sha256& digest);
+  void record_batch(BatchResult& result, AuditEntry entry, BatchKeys& digest);
   std::string ident_of(const Rule& rule);
   // Whether another connection committed to the file since the last call
   // (PRAGMA data_version), the first call comparing with the file as opened.
