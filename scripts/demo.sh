@@ -82,5 +82,15 @@ note "- The audit log demo/state/audit.jsonl has one hash-chained line per batch
 never the records). Its first line:"
 head -n 1 demo/state/audit.jsonl
 echo
+say "6. An erasure receipt: was this record acted on, and can we prove it?"
+claim=$(sqlite3 demo/amo-archive.db "SELECT claim_id FROM claims ORDER BY claim_id LIMIT 1")
+run audit find --rule amo-health-data --key "$claim"
+"$bin" -c demo/policy.yaml --state-dir demo/state audit find --rule amo-health-data --key "$claim" \
+  --format json >demo/receipt.json
+note "The receipt (demo/receipt.json) carries the audit entry and the Merkle proof from the claim's \
+keyed hash to the entry's keys_sha256; retentiond checks it against the audit log:"
+run audit check-receipt demo/receipt.json
+echo
+
 note "Try: retentiond -c demo/policy.yaml --state-dir demo/state plan --as-of $(date -d '+1 year' +%F) \
 (what falls due within a year), or 'audit show --rule audience-visits'. The binary is $bin."

@@ -1195,3 +1195,53 @@ SQL_CONFORMANCE_TEST(non_unique_key,
     CHECK_FALSE(stores.table_exists("archive", "events"));
   }
 }
+
+// ---------------------------------------------------------------------------
+// Erasure receipts: every kind's batches give the same proofs.
+
+CONFORMANCE_ARCHIVE_TEST(receipts,
+                         "a record acted on has a receipt that verifies; a kept one has none",
+                         "[receipts][audit][archive]") {
+  TestStores stores(variant);
+  auto rule = make_staged_claims(stores);
+  // Two records a batch: the proofs have more than one leaf to cross.
+  stores.policy(rule, 2);
+  REQUIRE(run_binary(stores, {"sweep", "--as-of", "2026-06-15"}).exit_code == 0);
+
+  auto find = [&](const Record& r, bool as_json) {
+    std::vector<std::string> args{"audit",  "find",  "--rule",
+                                  "claims", "--key", stores.key_text(kClaims, r)};
+    if (as_json) args.insert(args.end(), {"--format", "json"});
+    return run_binary(stores, args);
+  };
+  for (const auto& [record, action] : {std::pair{Record{"c1", "2001-01-01"}, "delete"},
+                                       std::pair{Record{"c2", "2015-01-01"}, "archive"},
+                                       std::pair{Record{"c3", "2020-01-01"}, "archive"}}) {
+    INFO(record.key << " (" << stores.key_text(kClaims, record) << ")");
+    auto found = find(record, true);
+    INFO(found.out << found.err);
+    REQUIRE(found.exit_code == 0);
+    auto receipt = nlohmann::json::parse(found.out);
+    REQUIRE(receipt.at("entries").size() == 1);
+    CHECK(receipt.at("entries")[0].at("entry").at("action") == action);
+    CHECK(receipt.at("entries")[0].at("entry").at("store") == "health");
+    stores.dir().write("receipt.json", receipt.dump());
+    auto checked =
+        run_binary(stores, {"audit", "check-receipt", (stores.dir() / "receipt.json").string()});
+    INFO(checked.out << checked.err);
+    CHECK(checked.exit_code == 0);
+    // The same receipt claimed for another record: refused.
+    receipt["key"] = stores.key_text(kClaims, Record{"c4", "2026-01-01"});
+    stores.dir().write("forged.json", receipt.dump());
+    CHECK(run_binary(stores, {"audit", "check-receipt", (stores.dir() / "forged.json").string()})
+              .exit_code == 65);
+  }
+  // Recent, undated and held records were never acted on.
+  for (const auto& record :
+       {Record{"c4", "2026-01-01"}, Record{"c5", std::nullopt}, Record{"c6", "2015-01-01", true}}) {
+    INFO(record.key);
+    auto r = find(record, false);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.out, Catch::StartsWith("no entry: "));
+  }
+}

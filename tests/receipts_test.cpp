@@ -50,6 +50,18 @@ TEST_CASE("a leaf's inclusion proof leads to the root, and nothing else does", "
   CHECK_FALSE(root_from_proof(leaves_of(1)[0], 1, 1, {}));
 }
 
+TEST_CASE("keys are hashed with HMAC-SHA256, as OpenSSL's own HMAC computes it", "[receipts]") {
+  for (std::string secret : {std::string(32, 's'), std::string(64, 'x'), std::string(100, 'y'),
+                             std::string("\0\1binary secret of 32 bytes.....", 32)}) {
+    KeyHasher h(secret);
+    for (std::string key : std::vector<std::string>{
+             "", "1", "123456789", "claims/c1/2020-01-01.rec", std::string(200, 'k')}) {
+      INFO(secret.size() << "-byte secret, key " << key);
+      CHECK(to_hex(h(key)) == hmac_sha256_hex(secret, key));
+    }
+  }
+}
+
 TEST_CASE("the root is RFC 9162's tree hash", "[receipts]") {
   // MTH({d0}) = SHA-256(0x00 || d0); MTH({d0, d1}) = SHA-256(0x01 || MTH(d0) || MTH(d1)),
   // computed here with plain SHA-256 over the same bytes.

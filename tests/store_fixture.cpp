@@ -478,6 +478,10 @@ std::set<std::string> TestStores::keys(const std::string& name, const RecordSet&
   return out;
 }
 
+std::string TestStores::key_text(const RecordSet& set, const Record& record) const {
+  return is_files() ? record_path(set, record).string() : record.key;
+}
+
 std::string TestStores::report_table(const RecordSet& set) const {
   return is_files() ? set.name + "/*/*.rec" : set.name;
 }

@@ -146,6 +146,10 @@ class TestStores {
   // records: store, table, key, anchor and hold; or store, pattern, anchor
   // and hold. Indented for an item of `rules:`.
   std::string rule_yaml(const std::string& name, const RecordSet& set) const;
+  // The record's key as the stores give it to the audit log's keys_sha256
+  // and as `audit find --key` takes it: the key, or on files the record's
+  // path relative to the root.
+  std::string key_text(const RecordSet& set, const Record& record) const;
   // The report's and the audit log's `table` for a rule on `set`: the table,
   // or the pattern.
   std::string report_table(const RecordSet& set) const;

@@ -18,8 +18,6 @@
 #include <string_view>
 #include <vector>
 
-struct evp_mac_ctx_st;  // OpenSSL's EVP_MAC_CTX, kept out of this header
-
 namespace retentiond {
 
 using Hash = std::array<unsigned char, 32>;
@@ -32,12 +30,14 @@ std::optional<Hash> hash_from_hex(std::string_view hex);
 class KeyHasher {
  public:
   explicit KeyHasher(std::string_view secret);
-  KeyHasher(KeyHasher&&) noexcept = default;
-  KeyHasher& operator=(KeyHasher&&) noexcept = default;
-  Hash operator()(std::string_view key);
+  ~KeyHasher();  // wipes the keyed states
+  KeyHasher(KeyHasher&&) noexcept;
+  KeyHasher& operator=(KeyHasher&&) noexcept;
+  Hash operator()(std::string_view key) const;
 
  private:
-  std::unique_ptr<evp_mac_ctx_st, void (*)(evp_mac_ctx_st*)> ctx_;
+  struct State;  // OpenSSL's SHA-256 contexts, kept out of this header
+  std::unique_ptr<State> state_;
 };
 
 // RFC 9162 MTH over `leaves` in their order: SHA-256(0x00 || leaf) for a
