@@ -84,6 +84,14 @@ int main(int argc, char** argv) {
   sweep_cmd->add_flag("--dry-run", sweep.dry_run,
                       "only plan: open stores read-only and change nothing");
   add_sweep_options(sweep_cmd, sweep);
+  sweep_cmd
+      ->add_option("--plan", sweep.plan,
+                   "act only as this approved plan says (signed FILE.sig beside it); "
+                   "its as_of and rules are used")
+      ->type_name("FILE")
+      ->excludes("--dry-run")
+      ->excludes("--as-of")
+      ->excludes("--rule");
 
   SweepCommandOptions plan;
   plan.dry_run = true;
@@ -96,6 +104,12 @@ int main(int argc, char** argv) {
                    "the impact of a policy change: what this policy acts on that OLD keeps, "
                    "and the reverse, today and over 12 months")
       ->type_name("OLD.yaml");
+  plan_cmd
+      ->add_option("--out", plan.out,
+                   "also write the plan to FILE, for an approver to sign (ssh-keygen -Y sign -n "
+                   "retentiond-plan FILE)")
+      ->type_name("FILE")
+      ->excludes("--compare");
 
   RunOptions run;
   auto* run_cmd = app.add_subcommand(

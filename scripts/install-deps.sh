@@ -4,7 +4,8 @@
 set -euo pipefail
 build=(cmake g++ make ninja-build pkg-config catch2 scdoc gzip
   libboost-dev libsqlite3-dev libyaml-cpp-dev libfmt-dev libhowardhinnant-date-dev
-  libcli11-dev nlohmann-json3-dev libssl-dev libsystemd-dev libpq-dev tzdata sqlite3)
+  libcli11-dev nlohmann-json3-dev libssl-dev libsystemd-dev libpq-dev tzdata sqlite3
+  openssh-client)
 test=(systemd-container lintian dpkg-dev man-db time clang-16 libclang-rt-16-dev chromium
   postgresql-15 postgresql-client-15 util-linux)
 pkgs=("${build[@]}")

@@ -36,7 +36,9 @@ AuditEntry sample_entry(int n) {
                     "2023-06-15",
                     n,
                     sha256_hex(fmt::format("keys of batch {}", n)),
-                    sha256_hex("the policy")};
+                    sha256_hex("the policy"),
+                    "",
+                    ""};
 }
 
 // Makes what was appended durable and records the head beside the log.

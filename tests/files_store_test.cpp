@@ -757,6 +757,8 @@ TEST_CASE("an intent left by a crash is logged for exactly what changed, once", 
                             "2023-06-15",
                             0,
                             "",
+                            "",
+                            "",
                             ""};
   intent.action = Action::erase;
   intent.root = tree;

@@ -67,6 +67,9 @@ std::string dump_in_order(const json& line, const std::string& hash) {
       out["policy_sha256"] = line.at("policy_sha256");
     out[k] = line.at(k);
   }
+  for (const char* k : {"plan_sha256", "approved_by"}) {
+    if (line.contains(k)) out[k] = line.at(k);
+  }
   out["hash"] = hash;
   return out.dump();
 }
@@ -82,6 +85,8 @@ json AuditEntry::to_json() const {
          {"as_of", as_of},       {"cutoff", cutoff},
          {"affected", affected}, {"keys_sha256", keys_sha256}};
   if (!policy_sha256.empty()) j["policy_sha256"] = policy_sha256;
+  if (!plan_sha256.empty()) j["plan_sha256"] = plan_sha256;
+  if (!approved_by.empty()) j["approved_by"] = approved_by;
   return j;
 }
 
@@ -99,6 +104,8 @@ std::optional<AuditEntry> AuditEntry::from_json(const json& j) {
     e.affected = j.at("affected").get<std::int64_t>();
     e.keys_sha256 = j.at("keys_sha256").get<std::string>();
     if (j.contains("policy_sha256")) e.policy_sha256 = j.at("policy_sha256").get<std::string>();
+    e.plan_sha256 = j.value("plan_sha256", "");
+    e.approved_by = j.value("approved_by", "");
     return e;
   } catch (const json::exception&) {
     return std::nullopt;

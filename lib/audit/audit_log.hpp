@@ -40,6 +40,11 @@ struct AuditEntry {
   // The policy the sweep ran under; empty in entries written before it was
   // recorded, and then absent from the line.
   std::string policy_sha256;
+  // An approved sweep (sweep --plan): the plan file's SHA-256 and who signed
+  // it. Written only when set, so that entries and logs without them hash
+  // and verify as before.
+  std::string plan_sha256;
+  std::string approved_by;
 
   nlohmann::json to_json() const;  // without seq/prev/hash
   static std::optional<AuditEntry> from_json(const nlohmann::json& j);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "approval/approved_plan.hpp"
 #include "audit/audit_log.hpp"
 #include "audit/receipts.hpp"
 #include "policy/policy.hpp"
@@ -91,6 +92,16 @@ int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& op
   sweep.rules = options.rules;
   sweep.as_of = as_of ? *as_of : today(policy, io.clock);
   sweep.state_dir = global.state_dir;
+  if (options.plan) {
+    auto approved = approve_plan(policy, *options.plan, io.clock, io.log);
+    if (!approved) return exit_with(approved.error(), io);
+    sweep.as_of = approved->as_of;
+    sweep.rules = approved->rules;
+    sweep.plan_sha256 = approved->sha256;
+    sweep.approved_by = approved->signer;
+    io.log.info("plan {} (sha256 {}) approved by '{}': sweeping as of {}", options.plan->string(),
+                  approved->sha256, approved->signer, format_day(approved->as_of));
+  }
   SweepControl control;
   std::optional<ProgressLine> progress;
   if (io.progress && !options.quiet && options.format != Format::json) {
@@ -100,6 +111,18 @@ int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& op
   auto outcome = run_sweep(policy, sweep, io.clock, io.log, control);
   if (progress) progress->finish();
   if (!outcome) return exit_with(outcome.error(), io);
+  if (options.out) {
+    // A plan with a failed stage would be approved blind on that stage.
+    if (outcome->code != ExitCode::ok) {
+      io.log.error("plan not written to {}: not every stage could be counted (above)",
+                   options.out->string());
+    } else if (auto written = write_plan_file(
+                   *options.out,
+                   plan_document(policy, outcome->report, options.rules, io.clock.now()));
+               !written) {
+      return exit_with(written.error(), io);
+    }
+  }
   if (options.format == Format::json) {
     io.out << outcome->report.to_json().dump(2) << '\n';
   } else if (options.format == Format::html) {

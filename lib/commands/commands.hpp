@@ -41,6 +41,10 @@ struct SweepCommandOptions {
   std::optional<std::string> as_of;  // YYYY-MM-DD; default today in the policy's zone
   Format format = Format::text;
   bool quiet = false;  // no progress line at a terminal
+  // plan --out: also write the plan document there, for an approver to sign.
+  std::optional<std::filesystem::path> out;
+  // sweep --plan: act only as the signed plan says (its as_of, its rules).
+  std::optional<std::filesystem::path> plan;
 };
 
 struct AuditShowOptions {

@@ -126,6 +126,14 @@ struct Rule {
   const Stage* archive_stage() const;
 };
 
+// Four eyes (docs/approved-plans.md): who may approve a plan, and how far
+// an approved plan is trusted.
+struct ApprovalSettings {
+  std::filesystem::path allowed_signers;  // OpenSSH allowed-signers file, absolute
+  Period max_age{0, 0, 7};                // a plan older than this is stale
+  std::int64_t tolerance = 0;             // records a stage may match beyond what the plan said
+};
+
 struct Policy {
   std::filesystem::path file;
   std::string sha256;  // of the file's bytes, hex
@@ -143,6 +151,9 @@ struct Policy {
   std::optional<std::filesystem::path> hmac_key_file;
   std::string hmac_key;  // the key's bytes; empty when no rule uses hmac
   std::optional<std::filesystem::path> metrics_file;
+  std::optional<ApprovalSettings> approval;
+  // A real sweep acts only with an approved plan (sweep --plan FILE).
+  bool require_approval = false;
   std::vector<StoreSpec> stores;
   std::vector<Rule> rules;
 

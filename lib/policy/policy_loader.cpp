@@ -378,7 +378,8 @@ class Loader {
     if (!root.IsMap()) error_at(root, "a policy must be a mapping with timezone, stores and rules");
     expect_keys(root, "the policy",
                 {"version", "timezone", "schedule", "batch_size", "max_transaction", "busy_timeout",
-                 "cache_mib", "hmac_key_file", "metrics_file", "stores", "rules"});
+                 "cache_mib", "hmac_key_file", "metrics_file", "approval", "require_approval",
+                 "stores", "rules"});
     if (auto v = root["version"]) {
       if (integer(v, "version") != 1) error_at(v, "unsupported version; accepted: 1");
     }
@@ -431,6 +432,8 @@ class Loader {
     if (auto m = root["metrics_file"])
       p.metrics_file = resolve(base_dir(), text(m, "metrics_file"));
 
+    load_approval(root, p);
+
     YAML::Node stores = require(root, "stores", "the policy");
     // An empty policy (no stores, no rules) is valid and acts on nothing: the
     // packaged example is one, until the administrator edits it.
@@ -471,6 +474,33 @@ class Loader {
   }
 
  private:
+  void load_approval(const YAML::Node& root, Policy& p) const {
+    if (auto a = root["approval"]) {
+      expect_keys(a, "approval", {"allowed_signers", "max_age", "tolerance"});
+      ApprovalSettings settings;
+      settings.allowed_signers =
+          resolve(base_dir(), text(require(a, "allowed_signers", "approval"), "allowed_signers"));
+      if (auto m = a["max_age"]) settings.max_age = period(m, "max_age");
+      if (auto t = a["tolerance"]) {
+        settings.tolerance = integer(t, "tolerance");
+        if (settings.tolerance < 0)
+          error_at(t, "tolerance must be 0 or more (records a stage may match beyond the plan)");
+      }
+      p.approval = settings;
+    }
+    if (auto r = root["require_approval"]) {
+      std::string v = text(r, "require_approval");
+      if (v != "true" && v != "false")
+        error_at(r, fmt::format("require_approval must be true or false, found '{}'", v));
+      p.require_approval = v == "true";
+      if (p.require_approval && !p.approval) {
+        error_at(r,
+                 "require_approval: true needs approval: { allowed_signers: FILE } to check "
+                 "plans against");
+      }
+    }
+  }
+
   fs::path base_dir() const {
     if (options_.base_dir) return *options_.base_dir;
     return file_.parent_path().empty() ? fs::path(".") : file_.parent_path();

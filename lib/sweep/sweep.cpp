@@ -320,7 +320,9 @@ class Sweeper {
                                entry.cutoff,
                                0,
                                "",
-                               policy_.sha256};
+                               policy_.sha256,
+                               options_.plan_sha256,
+                               options_.approved_by};
         int limit = pacer.next_limit();
         BatchResult batch = batches->next(limit, std::move(audit_entry));
         pacer.record(limit, batch.affected + batch.conflicts, batch.write_lock_held,
@@ -399,6 +401,14 @@ Result<SweepOutcome> run_sweep(const Policy& policy, const SweepOptions& options
                                const Clock& clock, Logger& log, const SweepControl& control) {
   if (auto ok = check_as_of(policy, options.as_of, options.dry_run, clock); !ok)
     return std::unexpected(ok.error());
+  if (!options.dry_run && policy.require_approval && options.plan_sha256.empty()) {
+    return fail(
+        ExitCode::no_perm,
+        fmt::format("{} says require_approval: true: a sweep acts only on an approved "
+                    "plan (retentiond plan --out FILE, signed with ssh-keygen -Y sign, then "
+                    "retentiond sweep --plan FILE); nothing was done",
+                    policy.file.string()));
+  }
   std::optional<AuditLog> audit;
   std::optional<ReceiptLeaves> receipts;
   std::optional<SweepLock> lock;

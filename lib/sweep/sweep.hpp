@@ -29,6 +29,10 @@ struct SweepOptions {
   std::filesystem::path state_dir;
   // The policy's busy_timeout unless set here.
   std::optional<std::chrono::milliseconds> busy_timeout;
+  // Set by an approved sweep (approval/approved_plan.hpp): named in every
+  // audit entry. A policy with require_approval refuses a real sweep without.
+  std::string plan_sha256;
+  std::string approved_by;
 };
 
 struct SweepProgress {

@@ -18,6 +18,7 @@ enum class ExitCode : int {
   unavailable = 69,  // a store cannot be opened, or a table/column is missing
   cant_create = 73,  // the state directory or audit log cannot be written
   temp_fail = 75,    // a store stayed busy past its timeout
+  no_perm = 77,      // a sweep not approved: its plan is unsigned, foreign, stale or exceeded
   config = 78,       // the policy file is invalid
 };
 
