@@ -15,6 +15,7 @@
 
 #include "sweep_support.hpp"
 #include "time/timetable.hpp"
+#include "util/digest.hpp"
 
 using namespace retentiond;
 using namespace retentiond::test;
@@ -378,4 +379,22 @@ TEST_CASE("start-up fails with the policy's or the stores' exit code, never READ
     CHECK(daemon.wait() == 69);
   }
   CHECK(f.notifier.count("READY=1") == 0);
+}
+
+TEST_CASE("require_approval: the daemon's sweeps are refused and logged, nothing changed",
+          "[daemon][approval]") {
+  Fixture f;
+  f.dir.write("allowed_signers", "");
+  f.dir.write("policy.yaml", Fixture::policy_text("approval: { allowed_signers: allowed_signers }\n"
+                                                  "require_approval: true\n"));
+  std::string before = sha256_hex(read_file(f.db));
+  Running daemon(f);
+  daemon.service().request_sweep();
+  daemon.start();
+  f.notifier.wait_for("last sweep");
+  CHECK(daemon.stop() == 0);
+  INFO(f.logged());
+  CHECK_THAT(f.logged(), Contains("require_approval: true: a sweep acts only on an approved plan"));
+  CHECK(f.rows() == 3);
+  CHECK(sha256_hex(read_file(f.db)) == before);
 }
