@@ -58,7 +58,8 @@ std::string anonymized_text(const Rule& rule) {
   std::vector<std::string> parts;
   for (const auto& c : rule.anonymize->columns) {
     std::string method = to_string(c.method);
-    if (c.method.kind == AnonymizeMethod::Kind::value) method += " " + scalar_text(c.method.value);
+    if (c.method.kind == AnonymizeMethod::Kind::value)
+      method = fmt::format("{} {}", method, scalar_text(c.method.value));
     parts.push_back(fmt::format("{}: {}", c.column, method));
   }
   return fmt::format("{}", fmt::join(parts, ", "));
@@ -169,7 +170,7 @@ std::vector<std::string> places_text(const Policy& policy, const Rule& rule, con
   std::vector<std::string> out;
   for (const auto& t : tasks_of_stage(rule, stage.number, as_of)) {
     const StoreSpec* spec = policy.find_store(t.store);
-    out.push_back(t.place == Place::archive ? "archive " + store_text(spec, t.store)
+    out.push_back(t.place == Place::archive ? fmt::format("archive {}", store_text(spec, t.store))
                                             : store_text(spec, t.store));
   }
   return out;
