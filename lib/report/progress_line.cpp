@@ -41,6 +41,14 @@ std::string ProgressLine::text(const SweepProgress& p, std::chrono::duration<dou
     case SweepProgress::Phase::counting:
       return head + ": counting…";
     case SweepProgress::Phase::acting: {
+      if (p.matched == SweepProgress::kUnknown) {
+        // A files store counts as it walks: no total, no time left.
+        std::string line = fmt::format("{}: {} done", head, grouped(p.done));
+        double secs = elapsed.count();
+        if (p.done > 0 && secs > 0)
+          line += fmt::format("  {}/s", grouped(static_cast<std::int64_t>(p.done / secs)));
+        return line;
+      }
       std::string line = fmt::format("{}: {} / {}", head, grouped(p.done), grouped(p.matched));
       if (p.matched > 0) line += fmt::format(" ({}%)", p.done * 100 / p.matched);
       double secs = elapsed.count();

@@ -77,6 +77,10 @@ class Batches {
   // keys_sha256 are filled in here. When `more` is false the work is done.
   // Throws StoreError; the batch is then rolled back whole.
   virtual BatchResult next(int limit, AuditEntry entry) = 0;
+  // For a store that counts while it acts (Store::counts_while_acting): the
+  // records its batches found past the period and not held (matched), held,
+  // and undated, so far; complete once a batch said `more` is false.
+  virtual Counts seen() const { return {}; }
 };
 
 // What `check` found on one rule.
@@ -114,6 +118,11 @@ class Store {
   // The batches that act on the work; `matched` is what count() found, for
   // choosing an order. REQUIRES: not a dry run.
   virtual std::unique_ptr<Batches> batches(const StageWork& work, std::int64_t matched) = 0;
+  // Whether counting a stage costs as much as acting on it: a files store
+  // walks its whole tree for either, reading every inode on a cold cache.
+  // The sweep then does not count before acting, and takes the counts from
+  // the batches (Batches::seen). A dry run still counts.
+  virtual bool counts_while_acting() const { return false; }
 
   // Takes the rule's exclusive right to act on `work` for as long as the
   // returned handle lives: several daemons sharing a store act on each

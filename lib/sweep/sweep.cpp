@@ -270,9 +270,10 @@ class Sweeper {
         return Error{ExitCode::unavailable, fmt::format("{}: refused: {}", s->label(), *refused)};
       }
       SweepProgress progress{rule.name, task.stage->number, task.store, 0};
+      bool matched_known = true;  // not while a store that counts as it acts acts
       auto report_progress = [&](SweepProgress::Phase phase) {
         progress.phase = phase;
-        progress.matched = entry.counts.matched;
+        progress.matched = matched_known ? entry.counts.matched : SweepProgress::kUnknown;
         progress.done = entry.counts.affected;
         if (control_.on_progress) control_.on_progress(progress);
       };
@@ -292,7 +293,8 @@ class Sweeper {
       // Daemons on several hosts sharing the store: one acts on a rule's
       // stage at a time; the other reports it busy and the next sweep resumes.
       auto claim = s->claim(work);
-      entry.counts = s->count(work, task.count_undated);
+      const bool count_first = !s->counts_while_acting();
+      if (count_first) entry.counts = s->count(work, task.count_undated);
       if (!claim) {
         claimed_elsewhere_ = true;
         return Error{ExitCode::temp_fail,
@@ -301,10 +303,21 @@ class Sweeper {
                                  s->label(), rule.name, task.stage->number)};
       }
       auto batches = s->batches(work, entry.counts.matched);
+      // What the batches of a store that counts while acting found so far.
+      auto take_seen = [&] {
+        if (count_first) return;
+        matched_known = true;
+        Counts seen = batches->seen();
+        entry.counts.matched = seen.matched;
+        entry.counts.held = seen.held;
+        entry.counts.undated = task.count_undated ? seen.undated : 0;
+      };
+      matched_known = count_first;
       BatchPacer pacer(policy_.max_transaction, policy_.batch_size);
       report_progress(SweepProgress::Phase::acting);
       while (true) {
         if (control_.stop && control_.stop->load()) {
+          take_seen();
           outcome.interrupted = true;
           log_.info("stopping between batches (rule '{}', stage {})", rule.name,
                     task.stage->number);
@@ -342,7 +355,10 @@ class Sweeper {
           if (control_.on_batch) control_.on_batch(progress);
           report_progress(SweepProgress::Phase::acting);
         }
-        if (!batch.more) break;
+        if (!batch.more) {
+          take_seen();
+          break;
+        }
         // An application waiting for the lock gets it now: SQLite's busy
         // handler sleeps and retries, and would find the next batch holding
         // the lock again if it began at once.

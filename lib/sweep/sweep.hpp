@@ -42,8 +42,11 @@ struct SweepProgress {
   std::string store;
   std::int64_t batch = 0;  // batches committed so far in this entry
   Phase phase = Phase::counting;
-  std::int64_t matched = 0;  // what the entry acts on (known once counted)
-  std::int64_t done = 0;     // records changed so far
+  // What the entry acts on, known once counted; kUnknown while a store that
+  // counts as it acts (files) acts.
+  static constexpr std::int64_t kUnknown = -1;
+  std::int64_t matched = 0;
+  std::int64_t done = 0;  // records changed so far
 };
 
 // How the daemon steers a sweep from another thread.

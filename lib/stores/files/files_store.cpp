@@ -388,15 +388,32 @@ class FilesBatches final : public Batches {
     }
   }
 
+  Counts seen() const override { return seen_; }
+
   BatchResult next(int limit, AuditEntry entry) override {
     if (deferred_error_) throw *deferred_error_;
     BatchResult result;
     sel_.read_hold_list();
     std::vector<std::string> paths;
     files::FoundFile f;
+    // Bounded whatever the pacer asks: the batch's paths are held in memory
+    // and written to its intent.
+    limit = std::min(limit, kMaxFilesBatch);
     while (static_cast<int>(paths.size()) < limit && walk_.next(f)) {
-      if (sel_.judge(f.rel, f.st, f.held_by_file) == Selection::Verdict::due)
-        paths.push_back(std::move(f.rel));
+      switch (sel_.judge(f.rel, f.st, f.held_by_file)) {
+        case Selection::Verdict::due:
+          ++seen_.matched;
+          paths.push_back(std::move(f.rel));
+          break;
+        case Selection::Verdict::held:
+          ++seen_.held;
+          break;
+        case Selection::Verdict::undated:
+          ++seen_.undated;
+          break;
+        case Selection::Verdict::outside:
+          break;
+      }
     }
     result.more = static_cast<int>(paths.size()) == limit;
     if (paths.empty()) return result;
@@ -410,7 +427,6 @@ class FilesBatches final : public Batches {
     intent.remove_empty_folders = work_.rule->files->remove_empty_folders;
     store_.outbox().write(intent);
 
-    auto started = std::chrono::steady_clock::now();
     std::vector<bool> acted(paths.size(), false);
     try {
       if (work_.action == Action::archive) {
@@ -429,8 +445,9 @@ class FilesBatches final : public Batches {
       src_.reset();
     }
     emptied_.clear();
-    result.write_lock_held = std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::steady_clock::now() - started);
+    // No lock is held: nobody waits for a files batch, so the pacer may
+    // grow it to kMaxFilesBatch (larger batches amortise the syncs).
+    result.write_lock_held = std::chrono::microseconds{0};
 
     BatchKeys digest(store_.options().receipts);
     for (std::size_t i = 0; i < paths.size(); ++i) {
@@ -451,6 +468,10 @@ class FilesBatches final : public Batches {
   }
 
  private:
+  // Records in a batch at most; see next().
+  static constexpr int kMaxFilesBatch = 10'000;
+  Counts seen_;
+
   static files::TreeWalk::Options walk_options(const StageWork& work, const Selection& sel) {
     files::TreeWalk::Options o;
     o.hold_file = sel.hold_file();

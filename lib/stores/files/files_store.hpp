@@ -44,6 +44,8 @@ class FilesStore final : public Store {
   std::optional<std::string> refusal(const Rule&, Action) override { return std::nullopt; }
   Counts count(const StageWork& work, bool with_undated) override;
   std::unique_ptr<Batches> batches(const StageWork& work, std::int64_t matched) override;
+  // The walk is the cost of a count as much as of acting: count while acting.
+  bool counts_while_acting() const override { return true; }
   // One host writes a local tree: the state directory's sweep lock is enough.
   std::unique_ptr<Claim> claim(const StageWork&) override { return std::make_unique<Claim>(); }
   Result<int> settle_outbox(AuditLog& audit) override;
