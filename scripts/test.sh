@@ -13,11 +13,11 @@ cmake --build build -j"$jobs"
 
 # The Release configuration with Debian's own flags (hardening, -D_FORTIFY_SOURCE;
 # -O3 from Release wins over their -O2), as a user or a package build makes it:
-# it must build without a warning and pass the tests that do not boot a
-# container (those ran above, on the same code).
+# warnings are not errors here, as in a user's build; it must pass the tests
+# that do not boot a container (those ran above, on the same code).
 CXXFLAGS="$(dpkg-buildflags --get CXXFLAGS) $(dpkg-buildflags --get CPPFLAGS)" \
   LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" \
-  cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DRETENTIOND_TESTS=ON -DRETENTIOND_WERROR=ON
+  cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DRETENTIOND_TESTS=ON
 cmake --build build-release -j"$jobs"
 (cd build-release && ctest --output-on-failure -j"$jobs" -E '^(systemd|packaging)\.')
 
