@@ -327,6 +327,27 @@ files::IntentOutbox& FilesStore::outbox() {
   return *outbox_;
 }
 
+namespace {
+
+// Adds one judged file to a stage's counts.
+void tally(Counts& c, Selection::Verdict verdict) {
+  switch (verdict) {
+    case Selection::Verdict::undated:
+      ++c.undated;
+      break;
+    case Selection::Verdict::held:
+      ++c.held;
+      break;
+    case Selection::Verdict::due:
+      ++c.matched;
+      break;
+    case Selection::Verdict::outside:
+      break;
+  }
+}
+
+}  // namespace
+
 Counts FilesStore::count(const StageWork& work, bool with_undated) {
   const Rule& rule = *work.rule;
   Selection sel(rule, work.window, *options_.zone);
@@ -339,21 +360,8 @@ Counts FilesStore::count(const StageWork& work, bool with_undated) {
   files::TreeWalk walk(root_fd(), sel.glob(), walk_options);
   Counts c;
   files::FoundFile f;
-  while (walk.next(f)) {
-    switch (sel.judge(f.rel, f.st, f.held_by_file)) {
-      case Selection::Verdict::undated:
-        c.undated += with_undated;
-        break;
-      case Selection::Verdict::held:
-        ++c.held;
-        break;
-      case Selection::Verdict::due:
-        ++c.matched;
-        break;
-      case Selection::Verdict::outside:
-        break;
-    }
-  }
+  while (walk.next(f)) tally(c, sel.judge(f.rel, f.st, f.held_by_file));
+  if (!with_undated) c.undated = 0;
   return c;
 }
 
@@ -400,20 +408,9 @@ class FilesBatches final : public Batches {
     // and written to its intent.
     limit = std::min(limit, kMaxFilesBatch);
     while (static_cast<int>(paths.size()) < limit && walk_.next(f)) {
-      switch (sel_.judge(f.rel, f.st, f.held_by_file)) {
-        case Selection::Verdict::due:
-          ++seen_.matched;
-          paths.push_back(std::move(f.rel));
-          break;
-        case Selection::Verdict::held:
-          ++seen_.held;
-          break;
-        case Selection::Verdict::undated:
-          ++seen_.undated;
-          break;
-        case Selection::Verdict::outside:
-          break;
-      }
+      auto verdict = sel_.judge(f.rel, f.st, f.held_by_file);
+      tally(seen_, verdict);
+      if (verdict == Selection::Verdict::due) paths.push_back(std::move(f.rel));
     }
     result.more = static_cast<int>(paths.size()) == limit;
     if (paths.empty()) return result;
