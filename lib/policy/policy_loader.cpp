@@ -132,6 +132,19 @@ std::int64_t integer(const YAML::Node& node, std::string_view what) {
   return n;
 }
 
+// A duration setting from 1 ms to `max` (written `max_text` in the message),
+// with examples of what is accepted.
+std::chrono::milliseconds duration(const YAML::Node& node, std::string_view what,
+                                   std::chrono::milliseconds max, std::string_view max_text,
+                                   std::string_view examples) {
+  auto d = parse_duration(text(node, what));
+  if (!d || *d > max) {
+    error_at(node, fmt::format("{} must be a duration from 1 ms to {}; accepted: {}", what,
+                               max_text, examples));
+  }
+  return *d;
+}
+
 // A YAML scalar as a database value: quoted text stays text; plain scalars
 // that read as numbers or booleans become numbers (SQLite stores booleans as 0/1).
 Scalar scalar(const YAML::Node& node, std::string_view what) {
@@ -404,22 +417,11 @@ class Loader {
       p.batch_size = static_cast<int>(n);
     }
     if (auto m = root["max_transaction"]) {
-      auto d = parse_duration(text(m, "max_transaction"));
-      if (!d || *d > kMaxTransaction) {
-        error_at(m,
-                 "max_transaction must be a duration from 1 ms to 1 min; accepted: 20ms, 50ms, "
-                 "1s");
-      }
-      p.max_transaction = *d;
+      p.max_transaction =
+          duration(m, "max_transaction", kMaxTransaction, "1 min", "20ms, 50ms, 1s");
     }
     if (auto b = root["busy_timeout"]) {
-      auto d = parse_duration(text(b, "busy_timeout"));
-      if (!d || *d > kMaxBusyTimeout) {
-        error_at(b,
-                 "busy_timeout must be a duration from 1 ms to 10 min; accepted: 500ms, 5s, "
-                 "2 min");
-      }
-      p.busy_timeout = *d;
+      p.busy_timeout = duration(b, "busy_timeout", kMaxBusyTimeout, "10 min", "500ms, 5s, 2 min");
     }
     if (auto c = root["cache_mib"]) {
       auto n = integer(c, "cache_mib");
