@@ -100,7 +100,7 @@ int run_sweep_command(const GlobalOptions& global, const SweepCommandOptions& op
     sweep.plan_sha256 = approved->sha256;
     sweep.approved_by = approved->signer;
     io.log.info("plan {} (sha256 {}) approved by '{}': sweeping as of {}", options.plan->string(),
-                  approved->sha256, approved->signer, format_day(approved->as_of));
+                approved->sha256, approved->signer, format_day(approved->as_of));
   }
   SweepControl control;
   std::optional<ProgressLine> progress;
