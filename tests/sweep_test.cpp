@@ -201,6 +201,52 @@ TEST_CASE("undated records are counted and never touched", "[sweep]") {
         Strings{"NULL", "''", "'garbage'", "'2015-02-30'", "'2021/01/01'", "20150101"});
 }
 
+TEST_CASE("rows another connection writes during a stage are judged one by one", "[sweep]") {
+  // The batches find a window's rows by comparing the anchor with the values
+  // the count read (stores/sqlite/anchor_census.hpp). An application that
+  // commits an impossible date, or a new day, after the count must not be
+  // judged by that stale list.
+  TempDir dir;
+  auto db = dir / "main.db";
+  exec(db, R"(
+    CREATE TABLE t (id INTEGER PRIMARY KEY, tag TEXT, on_day TEXT);
+    CREATE INDEX t_on_day ON t (on_day);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
+      INSERT INTO t (tag, on_day) SELECT 'old', '2015-02-28' FROM n;
+    INSERT INTO t (tag, on_day) VALUES ('recent', '2026-01-01');
+  )");
+  auto policy = write_policy(dir, policy_head(5) + R"(
+  - name: dates
+    store: main
+    table: t
+    key: id
+    anchor: on_day
+    keep_for: 1 year
+    action: delete
+)");
+  Sweep sweep(dir);
+  sqlite::Database other(db, sqlite::OpenMode::read_write);
+  int batches = 0;
+  SweepControl control;
+  control.on_batch = [&](const SweepProgress&) {
+    if (++batches != 1) return;
+    // After the first batch: an impossible date and a text that is no date,
+    // both inside the index range of the window, and a day in the window.
+    other.exec(
+        "INSERT INTO t (tag, on_day) VALUES ('feb-29', '2015-02-29'), ('feb-28x', "
+        "'2015-02-28x'), ('new-old', '2015-03-01')");
+  };
+  SweepOptions o;
+  o.dry_run = false;
+  o.as_of = day("2026-06-15");
+  o.state_dir = sweep.state_dir();
+  auto done = run_sweep(*policy, o, sweep.clock, sweep.log, control);
+  REQUIRE(done.has_value());
+  CHECK(done->code == ExitCode::ok);
+  CHECK(batches > 1);
+  CHECK(query_set(db, "SELECT tag FROM t") == Strings{"recent", "feb-29", "feb-28x"});
+}
+
 TEST_CASE("held records are counted and never touched, whatever their age", "[sweep]") {
   TempDir dir;
   auto db = dir / "main.db";

@@ -8,6 +8,7 @@
 
 #include "stores/batch_keys.hpp"
 #include "stores/outbox.hpp"
+#include "stores/sqlite/anchor_census.hpp"
 #include "stores/sqlite/side_effects.hpp"
 #include "util/digest.hpp"
 
@@ -56,38 +57,6 @@ std::string key_text(const Value& v) {
           return "x'" + sha256_hex(x.bytes) + "'";
       },
       v);
-}
-
-// Text bounds for the anchor index: every readable anchor whose local day is
-// in the window sorts inside them (datetime text may carry an offset and is
-// read in a zone, hence the margin of days); the exact test is the day
-// function, applied to the few rows the margin lets through.
-struct IndexRange {
-  std::optional<Value> low;   // anchor >= low
-  std::optional<Value> high;  // anchor < high
-};
-
-IndexRange index_range(AnchorFormat format, const DayWindow& w, const date::time_zone& zone) {
-  using date::days;
-  IndexRange r;
-  switch (format) {
-    case AnchorFormat::date:
-      if (w.after) r.low = format_day(*w.after + days{1});
-      r.high = format_day(w.through + days{1});
-      break;
-    case AnchorFormat::datetime:
-      if (w.after) r.low = format_day(*w.after - days{2});
-      r.high = format_day(w.through + days{3});
-      break;
-    case AnchorFormat::unixepoch:
-      if (w.after)
-        r.low = static_cast<std::int64_t>(
-            start_of_local_day(*w.after + days{1}, zone).time_since_epoch().count());
-      r.high = static_cast<std::int64_t>(
-          start_of_local_day(w.through + days{1}, zone).time_since_epoch().count());
-      break;
-  }
-  return r;
 }
 
 // `where: { column: value | [values] }` as SQL on the alias t.
@@ -195,7 +164,8 @@ void SqliteStore::attach_hold_source(const SqliteStore* hold_source) {
 }
 
 SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w, Place place,
-                                           const SqliteStore* hold_source, Action action) const {
+                                           const SqliteStore* hold_source, Action action,
+                                           const AnchorCensus* census) const {
   Selection sel;
   sel.from = fmt::format("main.{} AS t", quote(rule.table));
   sel.anchor = "t." + quote(rule.anchor);
@@ -206,13 +176,25 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
     sel.window_binds.push_back(*range.low);
   }
   conds.push_back(sel.anchor + " < ?");
-  sel.window_binds.push_back(*range.high);
-  std::string day = fmt::format("{}({})", day_function(rule.anchor_format), sel.anchor);
-  conds.push_back(day + " <= ?");
-  sel.window_binds.push_back(static_cast<std::int64_t>(w.through.time_since_epoch().count()));
-  if (w.after) {
-    conds.push_back(day + " > ?");
-    sel.window_binds.push_back(static_cast<std::int64_t>(w.after->time_since_epoch().count()));
+  sel.window_binds.push_back(range.high);
+  if (census && census->exact) {
+    // The range less the values the census found in it but not in the window
+    // (anchor_census.hpp): a comparison through the index, no function call.
+    if (!census->excluded.empty()) {
+      std::vector<std::string> marks(census->excluded.size(), "?");
+      conds.push_back(fmt::format("{} NOT IN ({})", sel.anchor, fmt::join(marks, ", ")));
+      sel.window_binds.insert(sel.window_binds.end(), census->excluded.begin(),
+                              census->excluded.end());
+    }
+  } else {
+    // The exact test is the day function, applied to the rows the range lets through.
+    std::string day = fmt::format("{}({})", day_function(rule.anchor_format), sel.anchor);
+    conds.push_back(day + " <= ?");
+    sel.window_binds.push_back(static_cast<std::int64_t>(w.through.time_since_epoch().count()));
+    if (w.after) {
+      conds.push_back(day + " > ?");
+      sel.window_binds.push_back(static_cast<std::int64_t>(w.after->time_since_epoch().count()));
+    }
   }
   sel.window = fmt::format("{}", fmt::join(conds, " AND "));
   std::vector<std::string> scope;
@@ -292,49 +274,70 @@ std::optional<std::string> SqliteStore::refusal(const Rule& rule, Action action)
   return side_effects_of(*db_, rule, action);
 }
 
+namespace {
+
+std::string census_key(const Rule& rule, const DayWindow& w) {
+  return fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}", rule.table, rule.anchor,
+                     static_cast<int>(rule.anchor_format),
+                     w.after ? w.after->time_since_epoch().count() : -1'000'000'000,
+                     w.through.time_since_epoch().count());
+}
+
+}  // namespace
+
+const AnchorCensus* SqliteStore::fresh_census(const Rule& rule, const DayWindow& window) {
+  auto it = censuses_.find(census_key(rule, window));
+  if (it == censuses_.end() || it->second.data_version != data_version(*db_)) return nullptr;
+  return &it->second;
+}
+
 Counts SqliteStore::count(const StageWork& work, bool with_undated) {
   const Rule& rule = *work.rule;
   const DayWindow& window = work.window;
-  Action action = work.action;
   Place place = work.place;
   const SqliteStore* hold_source = hold_source_of(work);
   Counts counts;
   if (!db_->table_exists(rule.table)) return counts;  // an archive table not created yet
   if (place == Place::archive) attach_hold_source(hold_source);
-  Selection sel = select(rule, window, place, hold_source, action);
+  // One read of the anchor's values (through its index) counts the window
+  // and, over the whole table, the undated rows; the batches then use it.
+  const AnchorCensus& census = censuses_[census_key(rule, window)] = take_census(
+      *db_, rule.table, rule.anchor, rule.anchor_format, window, *functions_.zone, with_undated);
+  Selection sel = select(rule, window, place, hold_source, work.action, &census);
+  const bool whole_scope = sel.scope == "1";
+  if (whole_scope && sel.held == "0" && sel.pending == "1") {
+    // No `where:`, no hold, nothing done already: every row of the window is matched.
+    counts.matched = census.window_rows;
+    counts.undated = census.undated_rows.value_or(0);
+    return counts;
+  }
   std::vector<Value> binds;
   auto add = [&](const std::vector<Value>& v) { binds.insert(binds.end(), v.begin(), v.end()); };
-  std::string sql;
-  if (!with_undated) {
+  {
     // One pass over the window (through the anchor's index) counts both.
-    sql = fmt::format(
-        "SELECT count(*) FILTER (WHERE NOT ({0}) AND ({1})), count(*) FILTER (WHERE {0}), 0 "
-        "FROM {2} WHERE {3}",
-        sel.held, sel.pending, sel.from, sel.base);
+    Statement s(*db_, fmt::format("SELECT count(*) FILTER (WHERE NOT ({0}) AND ({1})), count(*) "
+                                  "FILTER (WHERE {0}) FROM {2} WHERE {3}",
+                                  sel.held, sel.pending, sel.from, sel.base));
     add(sel.pending_binds);
     add(sel.base_binds);
-  } else {
-    // Undated rows sort anywhere (NULL, '', 'garbage', '2015-02-30'), so
-    // counting them reads the whole table (or the anchor's index); the same
-    // single pass counts the window too.
-    sql = fmt::format(
-        "SELECT count(*) FILTER (WHERE {0} AND NOT ({1}) AND ({2})), count(*) FILTER (WHERE {0} "
-        "AND {1}), "
-        "count(*) FILTER (WHERE {3}(t.{4}) IS NULL) FROM {5} WHERE {6}",
-        sel.window, sel.held, sel.pending, day_function(rule.anchor_format), quote(rule.anchor),
-        sel.from, sel.scope);
-    add(sel.window_binds);
-    add(sel.pending_binds);
-    add(sel.window_binds);
-    add(sel.scope_binds);
+    int i = 1;
+    for (const auto& v : binds) s.bind(i++, v);
+    s.step();
+    counts.matched = s.column_int(0);
+    counts.held = s.column_int(1);
   }
-  Statement s(*db_, sql);
-  int i = 1;
-  for (const auto& v : binds) s.bind(i++, v);
-  s.step();
-  counts.matched = s.column_int(0);
-  counts.held = s.column_int(1);
-  counts.undated = s.column_int(2);
+  if (with_undated && whole_scope) {
+    counts.undated = census.undated_rows.value_or(0);
+  } else if (with_undated) {
+    // Undated rows within the rule's `where:` sort anywhere (NULL, '',
+    // 'garbage', '2015-02-30'): the whole scope is read, anchor by anchor.
+    Statement s(*db_, fmt::format("SELECT count(*) FROM {} WHERE ({}) AND {}({}) IS NULL", sel.from,
+                                  sel.scope, day_function(rule.anchor_format), sel.anchor));
+    int i = 1;
+    for (const auto& v : sel.scope_binds) s.bind(i++, v);
+    s.step();
+    counts.undated = s.column_int(0);
+  }
   return counts;
 }
 
@@ -520,10 +523,11 @@ BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window,
   BatchResult result;
   if (!db_->table_exists(rule.table)) return result;
   if (place == Place::archive) attach_hold_source(hold_source);
-  Selection sel = select(rule, window, place, hold_source, Action::erase);
-  sel.ident = ident_of(rule);
   sqlite::Transaction tx(*db_);  // BEGIN IMMEDIATE: waits (busy_timeout) for the write lock
   auto lock_taken = std::chrono::steady_clock::now();
+  Selection sel =
+      select(rule, window, place, hold_source, Action::erase, fresh_census(rule, window));
+  sel.ident = ident_of(rule);
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
   result.more = static_cast<int>(rows.size()) == limit;
   if (!rows.empty()) {
@@ -569,7 +573,10 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
                                          Cursor& cursor, AuditEntry entry) {
   BatchResult result;
   const Anonymization& a = *rule.anonymize;
-  Selection sel = select(rule, window, Place::live, nullptr, Action::anonymize);
+  sqlite::Transaction tx(*db_);  // BEGIN IMMEDIATE: waits (busy_timeout) for the write lock
+  auto lock_taken = std::chrono::steady_clock::now();
+  Selection sel =
+      select(rule, window, Place::live, nullptr, Action::anonymize, fresh_census(rule, window));
   sel.ident = ident_of(rule);
   std::vector<std::string> sets;
   std::vector<Value> set_binds;
@@ -579,8 +586,6 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
     sets.push_back(fmt::format("{} = ?", quote(*a.mark)));
     set_binds.push_back(entry.time);
   }
-  sqlite::Transaction tx(*db_);  // BEGIN IMMEDIATE: waits (busy_timeout) for the write lock
-  auto lock_taken = std::chrono::steady_clock::now();
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
   BatchKeys digest(options_.receipts);
   if (!rows.empty()) {
@@ -612,13 +617,13 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
                                columns.begin());
   if (key_pos == columns.size())
     throw sqlite::SqliteError(1, fmt::format("table {} has no column {}", rule.table, rule.key));
-  Selection sel = select(rule, window, Place::live, nullptr, Action::archive);
-  sel.ident = ident_of(rule);
-
   // The live store's write lock is taken first and held until the rows are
   // gone: nobody changes them between the copy and the delete.
   sqlite::Transaction live_tx(*db_);
   auto lock_taken = std::chrono::steady_clock::now();
+  Selection sel =
+      select(rule, window, Place::live, nullptr, Action::archive, fresh_census(rule, window));
+  sel.ident = ident_of(rule);
   auto rows = fetch_batch(sel, selected, cursor, limit);
   result.more = static_cast<int>(rows.size()) == limit;
   if (rows.empty()) {

@@ -7,12 +7,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "stores/batch_keys.hpp"
+#include "stores/sqlite/anchor_census.hpp"
 #include "stores/sqlite/sqlite.hpp"
 #include "stores/sqlite/sqlite_functions.hpp"
 #include "stores/store.hpp"
@@ -61,8 +63,14 @@ class SqliteStore final : public Store {
  private:
   friend class SqliteBatches;
   struct Selection;
+  // `census`: the window's values (anchor_census.hpp); without one, or an
+  // inexact one, the window is tested with the day function.
   Selection select(const Rule& rule, const DayWindow& window, Place place,
-                   const SqliteStore* hold_source, Action action) const;
+                   const SqliteStore* hold_source, Action action, const AnchorCensus* census) const;
+  // The census the last count() took for the rule's window, if no other
+  // connection has committed since. REQUIRES: inside the batch's write
+  // transaction (nobody can commit until it ends).
+  const AnchorCensus* fresh_census(const Rule& rule, const DayWindow& window);
   void attach_hold_source(const SqliteStore* hold_source);
   // The order for acting on `matched` rows of the rule's table (see BatchOrder).
   BatchOrder choose_order(const Rule& rule, std::int64_t matched);
@@ -100,6 +108,8 @@ class SqliteStore final : public Store {
   std::int64_t last_outbox_id_ = 0;
   std::optional<std::string> attached_hold_source_;
   std::int64_t data_version_ = 0;
+  // By rule table, anchor and window: taken by count(), used by the batches.
+  std::map<std::string, AnchorCensus> censuses_;
 };
 
 }  // namespace retentiond
