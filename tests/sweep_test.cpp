@@ -501,6 +501,57 @@ TEST_CASE("stages: the latest stage a record has reached wins", "[sweep]") {
   }
 }
 
+TEST_CASE("one archive serves the rules of several live stores", "[sweep]") {
+  // The archive's connection copies a batch straight from the live store it
+  // attaches: each rule must read its own live store.
+  TempDir dir;
+  exec(dir / "main.db", std::string(kClaimsDdl) + R"(;
+    INSERT INTO claims (claim_id, member, amount_cents, paid_on) VALUES
+      (1, 'M1', 100, '2020-01-01'), (2, 'M2', 200, '2026-01-02');
+  )");
+  exec(dir / "other.db", R"(
+    CREATE TABLE visits (visit_id INTEGER PRIMARY KEY, seen_on TEXT);
+    INSERT INTO visits VALUES (7, '2020-03-01'), (8, '2026-03-01');
+  )");
+  // Archive tables made the way the first sweep makes them (a unique key):
+  // every batch is then copied from the live store in one statement.
+  exec(dir / "archive.db", R"(
+    CREATE TABLE claims (claim_id INTEGER, member TEXT, amount_cents INTEGER, paid_on TEXT,
+                         scan BLOB);
+    CREATE UNIQUE INDEX claims_id ON claims (claim_id);
+    CREATE TABLE visits (visit_id INTEGER, seen_on TEXT);
+    CREATE UNIQUE INDEX visits_id ON visits (visit_id);
+  )");
+  // policy_head() names main and archive; the other live store is added.
+  std::string head = policy_head();
+  head.replace(head.find("rules:"), 6, "  other: { kind: sqlite, path: other.db }\nrules:");
+  auto policy = write_policy(dir, head + R"(
+  - name: health
+    store: main
+    table: claims
+    key: claim_id
+    anchor: paid_on
+    keep_for: 3 years
+    action: archive
+    to: archive
+  - name: visits
+    store: other
+    table: visits
+    key: visit_id
+    anchor: seen_on
+    keep_for: 3 years
+    action: archive
+    to: archive
+)");
+  Sweep sweep(dir);
+  auto done = sweep.run(*policy, "2026-06-15");
+  CHECK(done.code == ExitCode::ok);
+  CHECK(query_set(dir / "archive.db", "SELECT claim_id FROM claims") == Strings{"1"});
+  CHECK(query_set(dir / "archive.db", "SELECT visit_id FROM visits") == Strings{"7"});
+  CHECK(query_set(dir / "main.db", "SELECT claim_id FROM claims") == Strings{"2"});
+  CHECK(query_set(dir / "other.db", "SELECT visit_id FROM visits") == Strings{"8"});
+}
+
 TEST_CASE("archiving loses nothing: a resumed move, and conflicts", "[sweep]") {
   TempDir dir;
   auto db = dir / "main.db";

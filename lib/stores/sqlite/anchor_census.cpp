@@ -64,8 +64,13 @@ AnchorCensus take_census(sqlite::Database& db, const std::string& table, const s
   // affinity and collation).
   std::string in_range =
       range.low ? fmt::format("({0} >= ?1 AND {0} < ?2)", a) : fmt::format("({} < ?2)", a);
-  std::string sql = fmt::format("SELECT {0}, count(*), coalesce({1}, 0) FROM main.{2} AS t", a,
-                                in_range, sqlite::quote(table));
+  // A group holds values that compare equal: an integer and a real of the
+  // same number (1420070400 and 1420070400.0) fall in one, and the reader
+  // judges them differently. Such a table is left to the day function.
+  std::string sql = fmt::format(
+      "SELECT {0}, count(*), coalesce({1}, 0), min(typeof({0})) IS NOT max(typeof({0})) FROM "
+      "main.{2} AS t",
+      a, in_range, sqlite::quote(table));
   if (!whole_table) sql += " WHERE " + in_range;
   sql += " GROUP BY 1";
   sqlite::Statement s(db, sql);
@@ -76,6 +81,10 @@ AnchorCensus take_census(sqlite::Database& db, const std::string& table, const s
     sqlite::Value value = s.column(0);
     std::int64_t rows = s.column_int(1);
     bool inside_range = s.column_int(2) != 0;
+    if (s.column_int(3) != 0) {
+      census.exact = false;
+      return census;
+    }
     auto day = anchor_day(anchor_value(value), format, zone);
     bool in_window = day && *day <= window.through && (!window.after || *day > *window.after);
     if (!day) undated += rows;

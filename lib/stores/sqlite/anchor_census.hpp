@@ -44,8 +44,10 @@ struct AnchorCensus {
   // Values inside the index range whose day is not in the window (or that
   // have no day). Never NULL.
   std::vector<sqlite::Value> excluded;
-  // False when there were too many such values to list: the window must then
-  // be tested with the day function.
+  // False when the values cannot stand for the window: too many to list, or
+  // equal values of different types (an integer and a real) judged apart.
+  // The window must then be tested with the day function, and the counts
+  // below are not to be used.
   bool exact = true;
   // Rows whose anchor's day is in the window (scope, holds and done rows not
   // considered).

@@ -20,7 +20,10 @@ using sqlite::Statement;
 using sqlite::Value;
 
 constexpr std::string_view kOutbox = "_retentiond_outbox";
-constexpr std::string_view kHoldSchema = "retentiond_hold";
+// The live store, attached read-only to its archive's connection: rows in the
+// archive are held by the hold table kept in the live store, and a batch's
+// rows are copied from it in one statement.
+constexpr std::string_view kLiveSchema = "retentiond_live";
 
 // Percent-encodes a path for a file: URI (ATTACH ... ?mode=ro).
 std::string file_uri(const std::filesystem::path& path, std::string_view query) {
@@ -154,20 +157,25 @@ std::string SqliteStore::ident_of(const Rule& rule) {
   return db_->without_rowid(rule.table) ? "t." + quote(rule.key) : "t.rowid";
 }
 
-void SqliteStore::attach_hold_source(const SqliteStore* hold_source) {
-  if (!hold_source || attached_hold_source_) return;
-  std::string uri = file_uri(hold_source->spec().path, "mode=ro");
-  Statement s(*db_, fmt::format("ATTACH DATABASE ?1 AS {}", kHoldSchema));
+void SqliteStore::attach_live(const SqliteStore* live) {
+  if (!live) return;
+  std::string uri = file_uri(live->spec().path, "mode=ro");
+  if (attached_live_ == uri) return;
+  // One archive may serve the rules of several live stores.
+  if (attached_live_) db_->exec(fmt::format("DETACH DATABASE {}", kLiveSchema));
+  attached_live_.reset();
+  Statement s(*db_, fmt::format("ATTACH DATABASE ?1 AS {}", kLiveSchema));
   s.bind(1, uri);
   s.step();
-  attached_hold_source_ = uri;
+  attached_live_ = uri;
 }
 
 SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w, Place place,
                                            const SqliteStore* hold_source, Action action,
-                                           const AnchorCensus* census) const {
+                                           const AnchorCensus* census,
+                                           std::string_view schema) const {
   Selection sel;
-  sel.from = fmt::format("main.{} AS t", quote(rule.table));
+  sel.from = fmt::format("{}.{} AS t", schema, quote(rule.table));
   sel.anchor = "t." + quote(rule.anchor);
   std::vector<std::string> conds;
   IndexRange range = index_range(rule.anchor_format, w, *functions_.zone);
@@ -210,9 +218,8 @@ SqliteStore::Selection SqliteStore::select(const Rule& rule, const DayWindow& w,
     } else {
       const auto& t = std::get<HoldByTable>(*rule.hold);
       // Rows in an archive are held by the list kept in the live store.
-      std::string schema =
-          place == Place::archive && hold_source ? std::string(kHoldSchema) : "main";
-      sel.held = fmt::format("EXISTS (SELECT 1 FROM {}.{} AS h WHERE h.{} = t.{})", schema,
+      std::string_view hold_schema = place == Place::archive && hold_source ? kLiveSchema : schema;
+      sel.held = fmt::format("EXISTS (SELECT 1 FROM {}.{} AS h WHERE h.{} = t.{})", hold_schema,
                              quote(t.table), quote(t.key), quote(rule.key));
     }
   }
@@ -298,14 +305,14 @@ Counts SqliteStore::count(const StageWork& work, bool with_undated) {
   const SqliteStore* hold_source = hold_source_of(work);
   Counts counts;
   if (!db_->table_exists(rule.table)) return counts;  // an archive table not created yet
-  if (place == Place::archive) attach_hold_source(hold_source);
+  if (place == Place::archive) attach_live(hold_source);
   // One read of the anchor's values (through its index) counts the window
   // and, over the whole table, the undated rows; the batches then use it.
   const AnchorCensus& census = censuses_[census_key(rule, window)] = take_census(
       *db_, rule.table, rule.anchor, rule.anchor_format, window, *functions_.zone, with_undated);
   Selection sel = select(rule, window, place, hold_source, work.action, &census);
   const bool whole_scope = sel.scope == "1";
-  if (whole_scope && sel.held == "0" && sel.pending == "1") {
+  if (census.exact && whole_scope && sel.held == "0" && sel.pending == "1") {
     // No `where:`, no hold, nothing done already: every row of the window is matched.
     counts.matched = census.window_rows;
     counts.undated = census.undated_rows.value_or(0);
@@ -326,7 +333,7 @@ Counts SqliteStore::count(const StageWork& work, bool with_undated) {
     counts.matched = s.column_int(0);
     counts.held = s.column_int(1);
   }
-  if (with_undated && whole_scope) {
+  if (with_undated && whole_scope && census.exact) {
     counts.undated = census.undated_rows.value_or(0);
   } else if (with_undated) {
     // Undated rows within the rule's `where:` sort anywhere (NULL, '',
@@ -436,23 +443,24 @@ std::string SqliteStore::table_clause(const Selection& sel, BatchOrder order) {
   return order == BatchOrder::by_row ? sel.from + " NOT INDEXED" : sel.from;
 }
 
+std::pair<std::string, std::vector<Value>> SqliteStore::batch_range(const Selection& sel,
+                                                                    const std::vector<Row>& rows,
+                                                                    BatchOrder order) {
+  if (order == BatchOrder::by_row)
+    return {fmt::format("{} BETWEEN ? AND ?", sel.ident), {rows.front().ident, rows.back().ident}};
+  // The plain bounds on the anchor let the planner scan just the batch's
+  // slice of the index; the row values then cut it exactly.
+  return {fmt::format("{0} BETWEEN ? AND ? AND ({0}, {1}) >= (?, ?) AND ({0}, {1}) <= (?, ?)",
+                      sel.anchor, sel.ident),
+          {rows.front().anchor, rows.back().anchor, rows.front().anchor, rows.front().ident,
+           rows.back().anchor, rows.back().ident}};
+}
+
 std::int64_t SqliteStore::act_on_batch_range(const std::string& statement_head,
                                              const Selection& sel,
                                              const std::vector<Value>& head_binds,
                                              const std::vector<Row>& rows, BatchOrder order) {
-  std::string range;
-  std::vector<Value> range_binds;
-  if (order == BatchOrder::by_row) {
-    range = fmt::format("{} BETWEEN ? AND ?", sel.ident);
-    range_binds = {rows.front().ident, rows.back().ident};
-  } else {
-    // The plain bounds on the anchor let the planner scan just the batch's
-    // slice of the index; the row values then cut it exactly.
-    range = fmt::format("{0} BETWEEN ? AND ? AND ({0}, {1}) >= (?, ?) AND ({0}, {1}) <= (?, ?)",
-                        sel.anchor, sel.ident);
-    range_binds = {rows.front().anchor, rows.back().anchor, rows.front().anchor,
-                   rows.front().ident,  rows.back().anchor, rows.back().ident};
-  }
+  auto [range, range_binds] = batch_range(sel, rows, order);
   Statement s(*db_, fmt::format("{} WHERE {} AND {}", statement_head, sel.where, range));
   int i = 1;
   for (const auto& v : head_binds) s.bind(i++, v);
@@ -522,7 +530,7 @@ BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window,
                                       const SqliteStore* hold_source) {
   BatchResult result;
   if (!db_->table_exists(rule.table)) return result;
-  if (place == Place::archive) attach_hold_source(hold_source);
+  if (place == Place::archive) attach_live(hold_source);
   sqlite::Transaction tx(*db_);  // BEGIN IMMEDIATE: waits (busy_timeout) for the write lock
   auto lock_taken = std::chrono::steady_clock::now();
   Selection sel =
@@ -601,6 +609,37 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
   return result;
 }
 
+bool SqliteStore::copy_batch(const Rule& rule, const DayWindow& window, const AnchorCensus* census,
+                             SqliteStore& live, const std::vector<std::string>& names,
+                             const std::vector<Row>& rows, BatchOrder order) {
+  // A unique index on the key is what tells, by the count of rows inserted,
+  // that none was there already; NULL keys are distinct to it.
+  if (!db_->table_exists(rule.table) || !db_->has_unique_index(rule.table, rule.key)) return false;
+  for (const auto& row : rows)
+    if (std::holds_alternative<std::monostate>(row.values[0])) return false;
+  attach_live(&live);
+  Selection sel = select(rule, window, Place::live, nullptr, Action::archive, census, kLiveSchema);
+  sel.ident = live.ident_of(rule);
+  auto [range, range_binds] = batch_range(sel, rows, order);
+  std::vector<std::string> from_live;
+  for (const auto& n : names) from_live.push_back("t." + n);
+  sqlite::Transaction tx(*db_);
+  Statement copy(*db_,
+                 fmt::format("INSERT OR IGNORE INTO main.{} ({}) SELECT {} FROM {} WHERE {} AND {}",
+                             quote(rule.table), fmt::join(names, ", "), fmt::join(from_live, ", "),
+                             table_clause(sel, order), sel.where, range));
+  int i = 1;
+  for (const auto& v : sel.binds) copy.bind(i++, v);
+  for (const auto& v : range_binds) copy.bind(i++, v);
+  copy.step();
+  // Fewer: a key already there (a resumed move, a conflict) or a row the
+  // archive's table refused; the transaction rolls back and the caller goes
+  // row by row.
+  if (db_->changes() != static_cast<std::int64_t>(rows.size())) return false;
+  tx.commit();  // durable (synchronous = FULL) before any row leaves the live store
+  return true;
+}
+
 BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window,
                                        SqliteStore& archive, int limit, Cursor& cursor,
                                        AuditEntry entry) {
@@ -621,82 +660,94 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
   // gone: nobody changes them between the copy and the delete.
   sqlite::Transaction live_tx(*db_);
   auto lock_taken = std::chrono::steady_clock::now();
-  Selection sel =
-      select(rule, window, Place::live, nullptr, Action::archive, fresh_census(rule, window));
+  const AnchorCensus* census = fresh_census(rule, window);
+  Selection sel = select(rule, window, Place::live, nullptr, Action::archive, census);
   sel.ident = ident_of(rule);
-  auto rows = fetch_batch(sel, selected, cursor, limit);
+  Cursor start = cursor;
+  // The keys first: a batch whose rows are all new to the archive is copied
+  // by the archive's connection in one statement, without the rows passing
+  // through here.
+  auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
   result.more = static_cast<int>(rows.size()) == limit;
   if (rows.empty()) {
     live_tx.commit();
     result.write_lock_held = held_since(lock_taken);
     return result;
   }
-
+  std::size_t key_at = 0;  // the key's place in a row's values
   std::vector<bool> conflict(rows.size(), false);
-  {
-    sqlite::Database& adb = archive.db();
-    sqlite::Transaction archive_tx(adb);
-    if (!adb.table_exists(rule.table)) {
-      std::vector<std::string> defs;
-      for (const auto& [name, type] : columns)
-        defs.push_back(type.empty() ? quote(name) : quote(name) + " " + type);
-      adb.exec(fmt::format("CREATE TABLE main.{} ({})", quote(rule.table), fmt::join(defs, ", ")));
-      // Unique: the key identifies a row, and an insert that meets its key
-      // already there is how an interrupted move is recognised.
-      adb.exec(fmt::format("CREATE UNIQUE INDEX main.{} ON {} ({})",
-                           quote("retentiond_" + rule.table + "_" + rule.key), quote(rule.table),
-                           quote(rule.key)));
-      if (rule.anchor != rule.key) {
-        adb.exec(fmt::format("CREATE INDEX main.{} ON {} ({})",
-                             quote("retentiond_" + rule.table + "_" + rule.anchor),
-                             quote(rule.table), quote(rule.anchor)));
+  if (!archive.copy_batch(rule, window, census, *this, names, rows, cursor.order)) {
+    // Row by row: the same rows read again, every column, and each one
+    // checked against what the archive holds under its key.
+    cursor = start;
+    rows = fetch_batch(sel, selected, cursor, limit);
+    key_at = key_pos;
+    {
+      sqlite::Database& adb = archive.db();
+      sqlite::Transaction archive_tx(adb);
+      if (!adb.table_exists(rule.table)) {
+        std::vector<std::string> defs;
+        for (const auto& [name, type] : columns)
+          defs.push_back(type.empty() ? quote(name) : quote(name) + " " + type);
+        adb.exec(
+            fmt::format("CREATE TABLE main.{} ({})", quote(rule.table), fmt::join(defs, ", ")));
+        // Unique: the key identifies a row, and an insert that meets its key
+        // already there is how an interrupted move is recognised.
+        adb.exec(fmt::format("CREATE UNIQUE INDEX main.{} ON {} ({})",
+                             quote("retentiond_" + rule.table + "_" + rule.key), quote(rule.table),
+                             quote(rule.key)));
+        if (rule.anchor != rule.key) {
+          adb.exec(fmt::format("CREATE INDEX main.{} ON {} ({})",
+                               quote("retentiond_" + rule.table + "_" + rule.anchor),
+                               quote(rule.table), quote(rule.anchor)));
+        }
       }
-    }
-    Statement find(adb, fmt::format("SELECT {} FROM main.{} WHERE {} IS ?1", fmt::join(names, ", "),
-                                    quote(rule.table), quote(rule.key)));
-    std::vector<std::string> marks(names.size(), "?");
-    // With a unique index on the key, the insert itself says whether the key
-    // is new (the common case, one statement a row); otherwise, and for NULL
-    // keys (distinct to a unique index), the archive is searched first.
-    bool unique_key = adb.has_unique_index(rule.table, rule.key);
-    std::string insert_sql = fmt::format("INTO main.{} ({}) VALUES ({})", quote(rule.table),
-                                         fmt::join(names, ", "), fmt::join(marks, ", "));
-    // OR IGNORE also ignores every other constraint the archive's table may
-    // have (NOT NULL, CHECK, another UNIQUE): a row it skipped and that the
-    // search below does not find is inserted again without it, so that the
-    // archive's refusal fails the batch instead of losing the row.
-    Statement insert_or_ignore(adb, "INSERT OR IGNORE " + insert_sql);
-    Statement insert(adb, "INSERT " + insert_sql);
-    for (std::size_t r = 0; r < rows.size(); ++r) {
-      const auto& values = rows[r].values;
-      if (unique_key && !std::holds_alternative<std::monostate>(values[key_pos])) {
+      Statement find(adb, fmt::format("SELECT {} FROM main.{} WHERE {} IS ?1",
+                                      fmt::join(names, ", "), quote(rule.table), quote(rule.key)));
+      std::vector<std::string> marks(names.size(), "?");
+      // With a unique index on the key, the insert itself says whether the key
+      // is new (the common case, one statement a row); otherwise, and for NULL
+      // keys (distinct to a unique index), the archive is searched first.
+      bool unique_key = adb.has_unique_index(rule.table, rule.key);
+      std::string insert_sql = fmt::format("INTO main.{} ({}) VALUES ({})", quote(rule.table),
+                                           fmt::join(names, ", "), fmt::join(marks, ", "));
+      // OR IGNORE also ignores every other constraint the archive's table may
+      // have (NOT NULL, CHECK, another UNIQUE): a row it skipped and that the
+      // search below does not find is inserted again without it, so that the
+      // archive's refusal fails the batch instead of losing the row.
+      Statement insert_or_ignore(adb, "INSERT OR IGNORE " + insert_sql);
+      Statement insert(adb, "INSERT " + insert_sql);
+      for (std::size_t r = 0; r < rows.size(); ++r) {
+        const auto& values = rows[r].values;
+        if (unique_key && !std::holds_alternative<std::monostate>(values[key_pos])) {
+          for (std::size_t i = 0; i < values.size(); ++i)
+            insert_or_ignore.bind(static_cast<int>(i + 1), values[i]);
+          insert_or_ignore.step();
+          insert_or_ignore.reset();
+          if (adb.changes() > 0) continue;  // copied
+        }
+        find.bind(1, values[key_pos]);
+        bool same = false, other = false;
+        while (find.step()) {
+          bool equal = true;
+          for (std::size_t i = 0; i < values.size() && equal; ++i)
+            equal = find.column(static_cast<int>(i)) == values[i];
+          (equal ? same : other) = true;
+        }
+        find.reset();
+        if (same) continue;  // copied by an interrupted sweep: only the delete is left to do
+        if (other) {
+          conflict[r] = true;  // never overwrite what the archive holds
+          ++result.conflicts;
+          continue;
+        }
         for (std::size_t i = 0; i < values.size(); ++i)
-          insert_or_ignore.bind(static_cast<int>(i + 1), values[i]);
-        insert_or_ignore.step();
-        insert_or_ignore.reset();
-        if (adb.changes() > 0) continue;  // copied
+          insert.bind(static_cast<int>(i + 1), values[i]);
+        insert.step();
+        insert.reset();
       }
-      find.bind(1, values[key_pos]);
-      bool same = false, other = false;
-      while (find.step()) {
-        bool equal = true;
-        for (std::size_t i = 0; i < values.size() && equal; ++i)
-          equal = find.column(static_cast<int>(i)) == values[i];
-        (equal ? same : other) = true;
-      }
-      find.reset();
-      if (same) continue;  // copied by an interrupted sweep: only the delete is left to do
-      if (other) {
-        conflict[r] = true;  // never overwrite what the archive holds
-        ++result.conflicts;
-        continue;
-      }
-      for (std::size_t i = 0; i < values.size(); ++i)
-        insert.bind(static_cast<int>(i + 1), values[i]);
-      insert.step();
-      insert.reset();
+      archive_tx.commit();  // durable (synchronous = FULL) before any row leaves the live store
     }
-    archive_tx.commit();  // durable (synchronous = FULL) before any row leaves the live store
   }
 
   BatchKeys digest(options_.receipts);
@@ -704,7 +755,7 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     result.affected =
         act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {},
                            rows, cursor.order);
-    for (const auto& row : rows) digest.add(key_text(row.values[key_pos]));
+    for (const auto& row : rows) digest.add(key_text(row.values[key_at]));
   } else {
     // Conflicting rows stay: delete the others one by one.
     Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table),

@@ -64,14 +64,17 @@ class SqliteStore final : public Store {
   friend class SqliteBatches;
   struct Selection;
   // `census`: the window's values (anchor_census.hpp); without one, or an
-  // inexact one, the window is tested with the day function.
+  // inexact one, the window is tested with the day function. `schema`: the
+  // name the table's database has on this connection.
   Selection select(const Rule& rule, const DayWindow& window, Place place,
-                   const SqliteStore* hold_source, Action action, const AnchorCensus* census) const;
+                   const SqliteStore* hold_source, Action action, const AnchorCensus* census,
+                   std::string_view schema = "main") const;
   // The census the last count() took for the rule's window, if no other
   // connection has committed since. REQUIRES: inside the batch's write
   // transaction (nobody can commit until it ends).
   const AnchorCensus* fresh_census(const Rule& rule, const DayWindow& window);
-  void attach_hold_source(const SqliteStore* hold_source);
+  // Attaches the live store read-only to this (its archive's) connection.
+  void attach_live(const SqliteStore* live);
   // The order for acting on `matched` rows of the rule's table (see BatchOrder).
   BatchOrder choose_order(const Rule& rule, std::int64_t matched);
 
@@ -88,6 +91,16 @@ class SqliteStore final : public Store {
   std::vector<Row> fetch_batch(const Selection& sel, const std::vector<std::string>& columns,
                                Cursor& cursor, int limit);
   static std::string table_clause(const Selection& sel, BatchOrder order);
+  // The rows of a batch, from its first to its last: the SQL and its values.
+  static std::pair<std::string, std::vector<sqlite::Value>> batch_range(
+      const Selection& sel, const std::vector<Row>& rows, BatchOrder order);
+  // On the archive: copies the batch's rows from `live` with one INSERT ...
+  // SELECT and commits, when every one of them is new to the archive (the
+  // common case); otherwise changes nothing and returns false. REQUIRES: the
+  // live store's write transaction in which `rows` were read.
+  bool copy_batch(const Rule& rule, const DayWindow& window, const AnchorCensus* census,
+                  SqliteStore& live, const std::vector<std::string>& names,
+                  const std::vector<Row>& rows, BatchOrder order);
   std::int64_t act_on_batch_range(const std::string& statement_head, const Selection& sel,
                                   const std::vector<sqlite::Value>& head_binds,
                                   const std::vector<Row>& rows, BatchOrder order);
@@ -106,7 +119,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<sqlite::Database> db_;
   std::vector<std::int64_t> settled_outbox_ids_;
   std::int64_t last_outbox_id_ = 0;
-  std::optional<std::string> attached_hold_source_;
+  std::optional<std::string> attached_live_;
   std::int64_t data_version_ = 0;
   // By rule table, anchor and window: taken by count(), used by the batches.
   std::map<std::string, AnchorCensus> censuses_;
