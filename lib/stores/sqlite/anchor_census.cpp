@@ -65,12 +65,14 @@ AnchorCensus take_census(sqlite::Database& db, const std::string& table, const s
   std::string in_range =
       range.low ? fmt::format("({0} >= ?1 AND {0} < ?2)", a) : fmt::format("({} < ?2)", a);
   // A group holds values that compare equal: an integer and a real of the
-  // same number (1420070400 and 1420070400.0) fall in one, and the reader
-  // judges them differently. Such a table is left to the day function.
-  std::string sql = fmt::format(
-      "SELECT {0}, count(*), coalesce({1}, 0), min(typeof({0})) IS NOT max(typeof({0})) FROM "
-      "main.{2} AS t",
-      a, in_range, sqlite::quote(table));
+  // same number (1420070400 and 1420070400.0) fall in one, and a unixepoch
+  // anchor dates the one and not the other (a date or datetime anchor dates
+  // neither). Such a table is left to the day function.
+  std::string mixed = format == AnchorFormat::unixepoch
+                          ? fmt::format("min(typeof({0})) IS NOT max(typeof({0}))", a)
+                          : "0";
+  std::string sql = fmt::format("SELECT {0}, count(*), coalesce({1}, 0), {2} FROM main.{3} AS t", a,
+                                in_range, mixed, sqlite::quote(table));
   if (!whole_table) sql += " WHERE " + in_range;
   sql += " GROUP BY 1";
   sqlite::Statement s(db, sql);

@@ -539,11 +539,12 @@ BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window,
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
   result.more = static_cast<int>(rows.size()) == limit;
   if (!rows.empty()) {
+    BatchKeys digest(options_.receipts);
+    for (const auto& row : rows) digest.add(key_text(row.values[0]));
+    digest.hash_in_background();  // while the DELETE runs
     result.affected =
         act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {},
                            rows, cursor.order);
-    BatchKeys digest(options_.receipts);
-    for (const auto& row : rows) digest.add(key_text(row.values[0]));
     record_batch(result, std::move(entry), digest);
   }
   tx.commit();
@@ -597,10 +598,11 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
   auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
   BatchKeys digest(options_.receipts);
   if (!rows.empty()) {
+    for (const auto& row : rows) digest.add(key_text(row.values[0]));
+    digest.hash_in_background();  // while the UPDATE runs
     result.affected = act_on_batch_range(
         fmt::format("UPDATE {} SET {}", table_clause(sel, cursor.order), fmt::join(sets, ", ")),
         sel, set_binds, rows, cursor.order);
-    for (const auto& row : rows) digest.add(key_text(row.values[0]));
   }
   result.more = static_cast<int>(rows.size()) == limit;
   record_batch(result, std::move(entry), digest);
@@ -752,10 +754,11 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
 
   BatchKeys digest(options_.receipts);
   if (result.conflicts == 0) {
+    for (const auto& row : rows) digest.add(key_text(row.values[key_at]));
+    digest.hash_in_background();  // while the DELETE runs
     result.affected =
         act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {},
                            rows, cursor.order);
-    for (const auto& row : rows) digest.add(key_text(row.values[key_at]));
   } else {
     // Conflicting rows stay: delete the others one by one.
     Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table),
