@@ -137,6 +137,27 @@ bool Database::without_rowid(std::string_view table) {
   return s.step() && s.column_int(0) != 0;
 }
 
+void Database::checkpoint_when_asked() {
+  wal_pages_ = std::make_unique<int>(0);
+  sqlite3_wal_hook(
+      db_,
+      [](void* count, sqlite3*, const char* schema, int pages) {
+        if (std::string_view(schema) == "main") *static_cast<int*>(count) = pages;
+        return SQLITE_OK;
+      },
+      wal_pages_.get());
+}
+
+void Database::checkpoint_if_due() {
+  // SQLite's own threshold (PRAGMA wal_autocheckpoint's default).
+  constexpr int kCheckpointPages = 1000;
+  if (!wal_pages_ || *wal_pages_ < kCheckpointPages) return;
+  *wal_pages_ = 0;
+  // A passive checkpoint that cannot copy every page now leaves the rest to
+  // the next one; it is never a reason to fail a sweep.
+  sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+}
+
 bool Database::has_unique_index(std::string_view table, std::string_view column) {
   // A partial index is unique only among the rows it covers.
   Statement list(*this, fmt::format("SELECT name FROM pragma_index_list({}) "

@@ -59,7 +59,8 @@ class Database {
   Database(Database&& other) noexcept
       : db_(std::exchange(other.db_, nullptr)),
         path_(std::move(other.path_)),
-        polling_(std::move(other.polling_)) {}
+        polling_(std::move(other.polling_)),
+        wal_pages_(std::move(other.wal_pages_)) {}
   Database& operator=(Database&&) = delete;
   Database(const Database&) = delete;
 
@@ -83,6 +84,17 @@ class Database {
   // meet such a moment. For the sweep's own connections.
   void poll_when_busy(std::chrono::milliseconds timeout);
 
+  // In WAL mode SQLite checkpoints inside the COMMIT that grows the WAL past
+  // 1000 pages: that commit then takes as long as copying the pages into the
+  // database and syncing it, though writers are let in meanwhile. After this
+  // call it checkpoints only when asked (checkpoint_if_due), so that a
+  // batch's measured time is its write lock's alone. For the sweep's own
+  // connections; a database in another journal mode is not affected.
+  void checkpoint_when_asked();
+  // A passive checkpoint (it waits for no one, and writers may go on), when
+  // the WAL has grown past 1000 pages since the last.
+  void checkpoint_if_due();
+
  private:
   struct Polling {
     std::chrono::milliseconds timeout;
@@ -91,6 +103,7 @@ class Database {
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
   std::unique_ptr<Polling> polling_;  // set by poll_when_busy; the handler's state
+  std::unique_ptr<int> wal_pages_;    // set by checkpoint_when_asked; the WAL hook's count
 };
 
 class Statement {

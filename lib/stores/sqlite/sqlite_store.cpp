@@ -138,6 +138,8 @@ SqliteStore::SqliteStore(const StoreSpec& spec, const StoreOptions& options)
     // rolls back) instead of leaving orphans; cascades are refused up front
     // (side_effects.hpp).
     db_->exec("PRAGMA foreign_keys = ON");
+    // A batch's time is its write lock's; the WAL is checkpointed after it.
+    db_->checkpoint_when_asked();
     // The baseline for others_committed(): an application that writes while
     // the sweep counts is seen before the first batch.
     others_committed();
@@ -549,6 +551,7 @@ BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window,
   }
   tx.commit();
   result.write_lock_held = held_since(lock_taken);
+  db_->checkpoint_if_due();
   return result;
 }
 
@@ -608,6 +611,7 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
   record_batch(result, std::move(entry), digest);
   tx.commit();
   result.write_lock_held = held_since(lock_taken);
+  db_->checkpoint_if_due();
   return result;
 }
 
@@ -777,6 +781,8 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
   record_batch(result, std::move(entry), digest);
   live_tx.commit();
   result.write_lock_held = held_since(lock_taken);
+  db_->checkpoint_if_due();
+  archive.db().checkpoint_if_due();
   return result;
 }
 
