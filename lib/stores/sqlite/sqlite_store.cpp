@@ -99,6 +99,17 @@ struct SqliteStore::Row {
   std::vector<Value> values;  // the requested columns, in order
 };
 
+// A batch as read: every row in order, or, read for its keys alone (given to
+// a BatchKeys as they come), only the first and the last row, which bound the
+// range the statement then acts on: a batch of 40 000 rows need not be held.
+struct SqliteStore::BatchRead {
+  std::vector<Row> rows;
+  std::int64_t count = 0;
+  bool null_key = false;  // read for its keys: one of them was NULL
+  const Row& first() const { return rows.front(); }
+  const Row& last() const { return rows.back(); }
+};
+
 struct SqliteStore::Selection {
   std::string from;    // "main"."t" AS t
   std::string window;  // the anchor's day is in the window
@@ -350,9 +361,9 @@ Counts SqliteStore::count(const StageWork& work, bool with_undated) {
   return counts;
 }
 
-std::vector<SqliteStore::Row> SqliteStore::fetch_batch(const Selection& sel,
-                                                       const std::vector<std::string>& columns,
-                                                       Cursor& cursor, int limit) {
+SqliteStore::BatchRead SqliteStore::fetch_batch(const Selection& sel,
+                                                const std::vector<std::string>& columns,
+                                                Cursor& cursor, int limit, BatchKeys* keys) {
   std::string where = sel.where;
   std::vector<Value> binds = sel.binds;
   bool by_row = cursor.order == BatchOrder::by_row;
@@ -374,16 +385,26 @@ std::vector<SqliteStore::Row> SqliteStore::fetch_batch(const Selection& sel,
               fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}", fmt::join(cols, ", "),
                           table_clause(sel, cursor.order), where, order, limit));
   for (std::size_t i = 0; i < binds.size(); ++i) s.bind(static_cast<int>(i + 1), binds[i]);
-  std::vector<Row> rows;
+  BatchRead read;
   while (s.step()) {
     Row row{s.column(0), s.column(1), {}};
     for (std::size_t i = 0; i < columns.size(); ++i)
       row.values.push_back(s.column(static_cast<int>(i + 2)));
     cursor.anchor = row.anchor;
     cursor.ident = row.ident;
-    rows.push_back(std::move(row));
+    ++read.count;
+    if (!keys) {
+      read.rows.push_back(std::move(row));
+      continue;
+    }
+    read.null_key = read.null_key || std::holds_alternative<std::monostate>(row.values[0]);
+    keys->add(key_text(row.values[0]));
+    if (read.rows.size() < 2)
+      read.rows.push_back(std::move(row));
+    else
+      read.rows[1] = std::move(row);
   }
-  return rows;
+  return read;
 }
 
 BatchOrder SqliteStore::choose_order(const Rule& rule, std::int64_t matched) {
@@ -446,23 +467,24 @@ std::string SqliteStore::table_clause(const Selection& sel, BatchOrder order) {
 }
 
 std::pair<std::string, std::vector<Value>> SqliteStore::batch_range(const Selection& sel,
-                                                                    const std::vector<Row>& rows,
+                                                                    const BatchRead& read,
                                                                     BatchOrder order) {
+  const Row& first = read.first();
+  const Row& last = read.last();
   if (order == BatchOrder::by_row)
-    return {fmt::format("{} BETWEEN ? AND ?", sel.ident), {rows.front().ident, rows.back().ident}};
+    return {fmt::format("{} BETWEEN ? AND ?", sel.ident), {first.ident, last.ident}};
   // The plain bounds on the anchor let the planner scan just the batch's
   // slice of the index; the row values then cut it exactly.
   return {fmt::format("{0} BETWEEN ? AND ? AND ({0}, {1}) >= (?, ?) AND ({0}, {1}) <= (?, ?)",
                       sel.anchor, sel.ident),
-          {rows.front().anchor, rows.back().anchor, rows.front().anchor, rows.front().ident,
-           rows.back().anchor, rows.back().ident}};
+          {first.anchor, last.anchor, first.anchor, first.ident, last.anchor, last.ident}};
 }
 
 std::int64_t SqliteStore::act_on_batch_range(const std::string& statement_head,
                                              const Selection& sel,
                                              const std::vector<Value>& head_binds,
-                                             const std::vector<Row>& rows, BatchOrder order) {
-  auto [range, range_binds] = batch_range(sel, rows, order);
+                                             const BatchRead& read, BatchOrder order) {
+  auto [range, range_binds] = batch_range(sel, read, order);
   Statement s(*db_, fmt::format("{} WHERE {} AND {}", statement_head, sel.where, range));
   int i = 1;
   for (const auto& v : head_binds) s.bind(i++, v);
@@ -470,11 +492,11 @@ std::int64_t SqliteStore::act_on_batch_range(const std::string& statement_head,
   for (const auto& v : range_binds) s.bind(i++, v);
   s.step();
   auto changed = db_->changes();
-  if (changed != static_cast<std::int64_t>(rows.size())) {
+  if (changed != read.count) {
     // Never expected inside the batch's own transaction; the caller's
     // transaction rolls back when this propagates.
     throw sqlite::SqliteError(
-        1, fmt::format("a batch of {} rows changed {} instead; rolled back", rows.size(), changed));
+        1, fmt::format("a batch of {} rows changed {} instead; rolled back", read.count, changed));
   }
   return changed;
 }
@@ -538,15 +560,14 @@ BatchResult SqliteStore::delete_batch(const Rule& rule, const DayWindow& window,
   Selection sel =
       select(rule, window, place, hold_source, Action::erase, fresh_census(rule, window));
   sel.ident = ident_of(rule);
-  auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
-  result.more = static_cast<int>(rows.size()) == limit;
-  if (!rows.empty()) {
-    BatchKeys digest(options_.receipts);
-    for (const auto& row : rows) digest.add(key_text(row.values[0]));
+  BatchKeys digest(options_.receipts);
+  auto read = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit, &digest);
+  result.more = read.count == limit;
+  if (read.count > 0) {
     digest.hash_in_background();  // while the DELETE runs
     result.affected =
         act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {},
-                           rows, cursor.order);
+                           read, cursor.order);
     record_batch(result, std::move(entry), digest);
   }
   tx.commit();
@@ -598,16 +619,15 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
     sets.push_back(fmt::format("{} = ?", quote(*a.mark)));
     set_binds.push_back(entry.time);
   }
-  auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
   BatchKeys digest(options_.receipts);
-  if (!rows.empty()) {
-    for (const auto& row : rows) digest.add(key_text(row.values[0]));
+  auto read = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit, &digest);
+  if (read.count > 0) {
     digest.hash_in_background();  // while the UPDATE runs
     result.affected = act_on_batch_range(
         fmt::format("UPDATE {} SET {}", table_clause(sel, cursor.order), fmt::join(sets, ", ")),
-        sel, set_binds, rows, cursor.order);
+        sel, set_binds, read, cursor.order);
   }
-  result.more = static_cast<int>(rows.size()) == limit;
+  result.more = read.count == limit;
   record_batch(result, std::move(entry), digest);
   tx.commit();
   result.write_lock_held = held_since(lock_taken);
@@ -617,16 +637,16 @@ BatchResult SqliteStore::anonymize_batch(const Rule& rule, const DayWindow& wind
 
 bool SqliteStore::copy_batch(const Rule& rule, const DayWindow& window, const AnchorCensus* census,
                              SqliteStore& live, const std::vector<std::string>& names,
-                             const std::vector<Row>& rows, BatchOrder order) {
+                             const BatchRead& read, BatchOrder order) {
   // A unique index on the key is what tells, by the count of rows inserted,
   // that none was there already; NULL keys are distinct to it.
-  if (!db_->table_exists(rule.table) || !db_->has_unique_index(rule.table, rule.key)) return false;
-  for (const auto& row : rows)
-    if (std::holds_alternative<std::monostate>(row.values[0])) return false;
+  if (read.null_key || !db_->table_exists(rule.table) ||
+      !db_->has_unique_index(rule.table, rule.key))
+    return false;
   attach_live(&live);
   Selection sel = select(rule, window, Place::live, nullptr, Action::archive, census, kLiveSchema);
   sel.ident = live.ident_of(rule);
-  auto [range, range_binds] = batch_range(sel, rows, order);
+  auto [range, range_binds] = batch_range(sel, read, order);
   std::vector<std::string> from_live;
   for (const auto& n : names) from_live.push_back("t." + n);
   sqlite::Transaction tx(*db_);
@@ -641,7 +661,7 @@ bool SqliteStore::copy_batch(const Rule& rule, const DayWindow& window, const An
   // Fewer: a key already there (a resumed move, a conflict) or a row the
   // archive's table refused; the transaction rolls back and the caller goes
   // row by row.
-  if (db_->changes() != static_cast<std::int64_t>(rows.size())) return false;
+  if (db_->changes() != read.count) return false;
   tx.commit();  // durable (synchronous = FULL) before any row leaves the live store
   return true;
 }
@@ -673,21 +693,24 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
   // The keys first: a batch whose rows are all new to the archive is copied
   // by the archive's connection in one statement, without the rows passing
   // through here.
-  auto rows = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit);
-  result.more = static_cast<int>(rows.size()) == limit;
-  if (rows.empty()) {
+  auto digest = std::make_unique<BatchKeys>(options_.receipts);
+  auto read = fetch_batch(sel, {"t." + quote(rule.key)}, cursor, limit, digest.get());
+  result.more = read.count == limit;
+  if (read.count == 0) {
     live_tx.commit();
     result.write_lock_held = held_since(lock_taken);
     return result;
   }
-  std::size_t key_at = 0;  // the key's place in a row's values
-  std::vector<bool> conflict(rows.size(), false);
-  if (!archive.copy_batch(rule, window, census, *this, names, rows, cursor.order)) {
+  const bool copied = archive.copy_batch(rule, window, census, *this, names, read, cursor.order);
+  const auto& rows = read.rows;  // every row when not copied in one statement
+  std::vector<bool> conflict;
+  if (!copied) {
     // Row by row: the same rows read again, every column, and each one
     // checked against what the archive holds under its key.
     cursor = start;
-    rows = fetch_batch(sel, selected, cursor, limit);
-    key_at = key_pos;
+    digest = std::make_unique<BatchKeys>(options_.receipts);
+    read = fetch_batch(sel, selected, cursor, limit);
+    conflict.assign(rows.size(), false);
     {
       sqlite::Database& adb = archive.db();
       sqlite::Transaction archive_tx(adb);
@@ -756,13 +779,13 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     }
   }
 
-  BatchKeys digest(options_.receipts);
   if (result.conflicts == 0) {
-    for (const auto& row : rows) digest.add(key_text(row.values[key_at]));
-    digest.hash_in_background();  // while the DELETE runs
+    if (!copied)
+      for (const auto& row : rows) digest->add(key_text(row.values[key_pos]));
+    digest->hash_in_background();  // while the DELETE runs
     result.affected =
         act_on_batch_range(fmt::format("DELETE FROM {}", table_clause(sel, cursor.order)), sel, {},
-                           rows, cursor.order);
+                           read, cursor.order);
   } else {
     // Conflicting rows stay: delete the others one by one.
     Statement del(*db_, fmt::format("DELETE FROM main.{} WHERE {} = ?1", quote(rule.table),
@@ -774,11 +797,11 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
       del.reset();
       if (db_->changes() > 0) {
         ++result.affected;
-        digest.add(key_text(rows[r].values[key_pos]));
+        digest->add(key_text(rows[r].values[key_pos]));
       }
     }
   }
-  record_batch(result, std::move(entry), digest);
+  record_batch(result, std::move(entry), *digest);
   live_tx.commit();
   result.write_lock_held = held_since(lock_taken);
   db_->checkpoint_if_due();

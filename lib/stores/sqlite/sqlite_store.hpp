@@ -88,22 +88,27 @@ class SqliteStore final : public Store {
                             int limit, Cursor& cursor, AuditEntry entry);
 
   struct Row;
-  std::vector<Row> fetch_batch(const Selection& sel, const std::vector<std::string>& columns,
-                               Cursor& cursor, int limit);
+  struct BatchRead;
+  // The next batch's rows from the cursor on, with the requested columns.
+  // With `keys`, the first column is the key: each row's goes to `keys` as it
+  // is read, and only the first and the last row are kept.
+  BatchRead fetch_batch(const Selection& sel, const std::vector<std::string>& columns,
+                        Cursor& cursor, int limit, BatchKeys* keys = nullptr);
   static std::string table_clause(const Selection& sel, BatchOrder order);
   // The rows of a batch, from its first to its last: the SQL and its values.
-  static std::pair<std::string, std::vector<sqlite::Value>> batch_range(
-      const Selection& sel, const std::vector<Row>& rows, BatchOrder order);
+  static std::pair<std::string, std::vector<sqlite::Value>> batch_range(const Selection& sel,
+                                                                        const BatchRead& read,
+                                                                        BatchOrder order);
   // On the archive: copies the batch's rows from `live` with one INSERT ...
   // SELECT and commits, when every one of them is new to the archive (the
   // common case); otherwise changes nothing and returns false. REQUIRES: the
   // live store's write transaction in which `rows` were read.
   bool copy_batch(const Rule& rule, const DayWindow& window, const AnchorCensus* census,
-                  SqliteStore& live, const std::vector<std::string>& names,
-                  const std::vector<Row>& rows, BatchOrder order);
+                  SqliteStore& live, const std::vector<std::string>& names, const BatchRead& read,
+                  BatchOrder order);
   std::int64_t act_on_batch_range(const std::string& statement_head, const Selection& sel,
                                   const std::vector<sqlite::Value>& head_binds,
-                                  const std::vector<Row>& rows, BatchOrder order);
+                                  const BatchRead& read, BatchOrder order);
   void write_outbox(const AuditEntry& entry);
   // Fills in the batch's audit entry and writes it to the outbox, when the
   // batch changed anything. REQUIRES: inside the batch's transaction.
