@@ -679,6 +679,37 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("a SQLite store whose folder the sweep may not write: the message names the folder",
+          "[hostile]") {
+  // The database file itself is writable, but SQLite also creates its
+  // journal beside it: an administrator must learn which folder, and which
+  // drop-in grants it to the service.
+  if (::geteuid() != 0) return;  // the user is switched to nobody below
+  const passwd* nobody = ::getpwnam("nobody");
+  REQUIRE(nobody != nullptr);
+  Folder f;
+  f.write_policy(kVisitsPolicy);
+  make_visits(f);
+  fs::permissions(f.dir.path(), fs::perms::owner_all | fs::perms::group_read |
+                                    fs::perms::group_exec | fs::perms::others_read |
+                                    fs::perms::others_exec);
+  ::chmod((f.dir / "web.db").c_str(), 0666);
+  ::chmod(f.policy.c_str(), 0644);
+  fs::create_directories(f.state);
+  REQUIRE(::chown(f.state.c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+  auto r = run_as(
+      nobody->pw_uid, nobody->pw_gid, f.dir,
+      {"-c", f.policy.string(), "--state-dir", f.state.string(), "sweep", "--as-of", "2026-01-01"});
+  SHOW(r);
+  CHECK(r.exit_code == 69);
+  CHECK_THAT(r.err, Catch::Contains(f.dir.path().string() +
+                                    " may not be written: Permission denied; SQLite writes its "
+                                    "journal beside the database"));
+  CHECK_THAT(r.err, Catch::Contains("SupplementaryGroups= of "
+                                    "/etc/systemd/system/retentiond.service.d/data-paths.conf"));
+  CHECK(query_int(f.dir / "web.db", "SELECT count(*) FROM visits") == 2);
+}
+
 namespace {
 
 constexpr std::string_view kSecretKey = "KEY-MUST-NOT-LEAK-4c1f9e2b7a5d3086-ae71";

@@ -2,17 +2,45 @@
 
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <memory>
 
+#include "stores/data_paths.hpp"
 #include "stores/sql_identifier.hpp"
 
 namespace retentiond::sqlite {
 namespace {
 
+// A write refused by the system (a read-only mount, a folder or file the
+// user may not write; SQLite creates its journal or WAL beside the
+// database) names the folder and, for the systemd unit, the drop-in that
+// grants it. SQLite does not always keep the errno (its READONLY_DIRECTORY
+// comes from its own check), so the folder and the file are asked again.
+std::string write_refused_advice(sqlite3* db, int rc) {
+  int primary = rc & 0xff;
+  if (!db || (primary != SQLITE_READONLY && primary != SQLITE_CANTOPEN && primary != SQLITE_IOERR))
+    return "";
+  const char* file = sqlite3_db_filename(db, "main");
+  if (!file || !*file) return "";
+  std::string folder = std::filesystem::path(file).parent_path().string();
+  for (const std::string& path : {folder, std::string(file)}) {
+    if (::access(path.c_str(), W_OK) == 0) continue;
+    int error = errno;
+    if (error != EROFS && error != EACCES) return "";
+    return fmt::format(
+        " ({} may not be written: {}; SQLite writes its journal beside the "
+        "database, in {}): {}",
+        path, std::strerror(error), folder, data_paths_advice(error, folder));
+  }
+  return "";
+}
+
 [[noreturn]] void throw_error(sqlite3* db, int rc, std::string_view what) {
   std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  throw SqliteError(rc, fmt::format("{}: {}", what, detail));
+  throw SqliteError(rc, fmt::format("{}: {}{}", what, detail, write_refused_advice(db, rc)));
 }
 
 }  // namespace
