@@ -158,9 +158,7 @@ SqliteStore::SqliteStore(const StoreSpec& spec, const StoreOptions& options)
 }
 
 bool SqliteStore::others_committed() {
-  Statement s(*db_, "PRAGMA data_version");
-  s.step();
-  std::int64_t version = s.column_int(0);
+  std::int64_t version = data_version(*db_);
   return std::exchange(data_version_, version) != version;
 }
 
@@ -666,6 +664,73 @@ bool SqliteStore::copy_batch(const Rule& rule, const DayWindow& window, const An
   return true;
 }
 
+std::vector<bool> SqliteStore::copy_row_by_row(
+    const Rule& rule, const std::vector<std::pair<std::string, std::string>>& columns,
+    const std::vector<std::string>& names, std::size_t key_pos, const std::vector<Row>& rows) {
+  std::vector<bool> conflict(rows.size(), false);
+  sqlite::Transaction tx(*db_);
+  if (!db_->table_exists(rule.table)) {
+    std::vector<std::string> defs;
+    for (const auto& [name, type] : columns)
+      defs.push_back(type.empty() ? quote(name) : quote(name) + " " + type);
+    db_->exec(fmt::format("CREATE TABLE main.{} ({})", quote(rule.table), fmt::join(defs, ", ")));
+    // Unique: the key identifies a row, and an insert that meets its key
+    // already there is how an interrupted move is recognised.
+    db_->exec(fmt::format("CREATE UNIQUE INDEX main.{} ON {} ({})",
+                          quote("retentiond_" + rule.table + "_" + rule.key), quote(rule.table),
+                          quote(rule.key)));
+    if (rule.anchor != rule.key) {
+      db_->exec(fmt::format("CREATE INDEX main.{} ON {} ({})",
+                            quote("retentiond_" + rule.table + "_" + rule.anchor),
+                            quote(rule.table), quote(rule.anchor)));
+    }
+  }
+  Statement find(*db_, fmt::format("SELECT {} FROM main.{} WHERE {} IS ?1", fmt::join(names, ", "),
+                                   quote(rule.table), quote(rule.key)));
+  std::vector<std::string> marks(names.size(), "?");
+  // With a unique index on the key, the insert itself says whether the key
+  // is new (the common case, one statement a row); otherwise, and for NULL
+  // keys (distinct to a unique index), the archive is searched first.
+  bool unique_key = db_->has_unique_index(rule.table, rule.key);
+  std::string insert_sql = fmt::format("INTO main.{} ({}) VALUES ({})", quote(rule.table),
+                                       fmt::join(names, ", "), fmt::join(marks, ", "));
+  // OR IGNORE also ignores every other constraint the archive's table may
+  // have (NOT NULL, CHECK, another UNIQUE): a row it skipped and that the
+  // search below does not find is inserted again without it, so that the
+  // archive's refusal fails the batch instead of losing the row.
+  Statement insert_or_ignore(*db_, "INSERT OR IGNORE " + insert_sql);
+  Statement insert(*db_, "INSERT " + insert_sql);
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const auto& values = rows[r].values;
+    if (unique_key && !std::holds_alternative<std::monostate>(values[key_pos])) {
+      for (std::size_t i = 0; i < values.size(); ++i)
+        insert_or_ignore.bind(static_cast<int>(i + 1), values[i]);
+      insert_or_ignore.step();
+      insert_or_ignore.reset();
+      if (db_->changes() > 0) continue;  // copied
+    }
+    find.bind(1, values[key_pos]);
+    bool same = false, other = false;
+    while (find.step()) {
+      bool equal = true;
+      for (std::size_t i = 0; i < values.size() && equal; ++i)
+        equal = find.column(static_cast<int>(i)) == values[i];
+      (equal ? same : other) = true;
+    }
+    find.reset();
+    if (same) continue;  // copied by an interrupted sweep: only the delete is left to do
+    if (other) {
+      conflict[r] = true;  // never overwrite what the archive holds
+      continue;
+    }
+    for (std::size_t i = 0; i < values.size(); ++i) insert.bind(static_cast<int>(i + 1), values[i]);
+    insert.step();
+    insert.reset();
+  }
+  tx.commit();  // durable (synchronous = FULL) before any row leaves the live store
+  return conflict;
+}
+
 BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window,
                                        SqliteStore& archive, int limit, Cursor& cursor,
                                        AuditEntry entry) {
@@ -710,73 +775,8 @@ BatchResult SqliteStore::archive_batch(const Rule& rule, const DayWindow& window
     cursor = start;
     digest = std::make_unique<BatchKeys>(options_.receipts);
     read = fetch_batch(sel, selected, cursor, limit);
-    conflict.assign(rows.size(), false);
-    {
-      sqlite::Database& adb = archive.db();
-      sqlite::Transaction archive_tx(adb);
-      if (!adb.table_exists(rule.table)) {
-        std::vector<std::string> defs;
-        for (const auto& [name, type] : columns)
-          defs.push_back(type.empty() ? quote(name) : quote(name) + " " + type);
-        adb.exec(
-            fmt::format("CREATE TABLE main.{} ({})", quote(rule.table), fmt::join(defs, ", ")));
-        // Unique: the key identifies a row, and an insert that meets its key
-        // already there is how an interrupted move is recognised.
-        adb.exec(fmt::format("CREATE UNIQUE INDEX main.{} ON {} ({})",
-                             quote("retentiond_" + rule.table + "_" + rule.key), quote(rule.table),
-                             quote(rule.key)));
-        if (rule.anchor != rule.key) {
-          adb.exec(fmt::format("CREATE INDEX main.{} ON {} ({})",
-                               quote("retentiond_" + rule.table + "_" + rule.anchor),
-                               quote(rule.table), quote(rule.anchor)));
-        }
-      }
-      Statement find(adb, fmt::format("SELECT {} FROM main.{} WHERE {} IS ?1",
-                                      fmt::join(names, ", "), quote(rule.table), quote(rule.key)));
-      std::vector<std::string> marks(names.size(), "?");
-      // With a unique index on the key, the insert itself says whether the key
-      // is new (the common case, one statement a row); otherwise, and for NULL
-      // keys (distinct to a unique index), the archive is searched first.
-      bool unique_key = adb.has_unique_index(rule.table, rule.key);
-      std::string insert_sql = fmt::format("INTO main.{} ({}) VALUES ({})", quote(rule.table),
-                                           fmt::join(names, ", "), fmt::join(marks, ", "));
-      // OR IGNORE also ignores every other constraint the archive's table may
-      // have (NOT NULL, CHECK, another UNIQUE): a row it skipped and that the
-      // search below does not find is inserted again without it, so that the
-      // archive's refusal fails the batch instead of losing the row.
-      Statement insert_or_ignore(adb, "INSERT OR IGNORE " + insert_sql);
-      Statement insert(adb, "INSERT " + insert_sql);
-      for (std::size_t r = 0; r < rows.size(); ++r) {
-        const auto& values = rows[r].values;
-        if (unique_key && !std::holds_alternative<std::monostate>(values[key_pos])) {
-          for (std::size_t i = 0; i < values.size(); ++i)
-            insert_or_ignore.bind(static_cast<int>(i + 1), values[i]);
-          insert_or_ignore.step();
-          insert_or_ignore.reset();
-          if (adb.changes() > 0) continue;  // copied
-        }
-        find.bind(1, values[key_pos]);
-        bool same = false, other = false;
-        while (find.step()) {
-          bool equal = true;
-          for (std::size_t i = 0; i < values.size() && equal; ++i)
-            equal = find.column(static_cast<int>(i)) == values[i];
-          (equal ? same : other) = true;
-        }
-        find.reset();
-        if (same) continue;  // copied by an interrupted sweep: only the delete is left to do
-        if (other) {
-          conflict[r] = true;  // never overwrite what the archive holds
-          ++result.conflicts;
-          continue;
-        }
-        for (std::size_t i = 0; i < values.size(); ++i)
-          insert.bind(static_cast<int>(i + 1), values[i]);
-        insert.step();
-        insert.reset();
-      }
-      archive_tx.commit();  // durable (synchronous = FULL) before any row leaves the live store
-    }
+    conflict = archive.copy_row_by_row(rule, columns, names, key_pos, rows);
+    result.conflicts = std::count(conflict.begin(), conflict.end(), true);
   }
 
   if (result.conflicts == 0) {

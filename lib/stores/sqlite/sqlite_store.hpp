@@ -102,10 +102,19 @@ class SqliteStore final : public Store {
   // On the archive: copies the batch's rows from `live` with one INSERT ...
   // SELECT and commits, when every one of them is new to the archive (the
   // common case); otherwise changes nothing and returns false. REQUIRES: the
-  // live store's write transaction in which `rows` were read.
+  // live store's write transaction in which `read` was read.
   bool copy_batch(const Rule& rule, const DayWindow& window, const AnchorCensus* census,
                   SqliteStore& live, const std::vector<std::string>& names, const BatchRead& read,
                   BatchOrder order);
+  // On the archive, in one transaction: copies each of `rows` (every column,
+  // the key at `key_pos`) that the archive does not hold yet, creating the
+  // archive's table on the first batch. Returns, row by row, whether the
+  // archive already holds a different row under the key (a conflict: never
+  // overwritten). REQUIRES: the live store's write transaction.
+  std::vector<bool> copy_row_by_row(const Rule& rule,
+                                    const std::vector<std::pair<std::string, std::string>>& columns,
+                                    const std::vector<std::string>& names, std::size_t key_pos,
+                                    const std::vector<Row>& rows);
   std::int64_t act_on_batch_range(const std::string& statement_head, const Selection& sel,
                                   const std::vector<sqlite::Value>& head_binds,
                                   const BatchRead& read, BatchOrder order);
